@@ -1,0 +1,3 @@
+from d4c.cli import main
+
+raise SystemExit(main())

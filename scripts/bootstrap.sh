@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs everything the tests and the main job need on a fresh Debian 12 machine (as root).
+# Idempotent and quiet when everything is already there, so every entry script calls it first.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DEBIAN_PACKAGES=(
+    # policy language and conformance suite: Python only (pip below)
+    # VM: kernel + rootfs from Debian packages, booted under qemu
+    qemu-system-x86 qemu-utils debootstrap e2fsprogs cpio xz-utils zstd busybox-static
+    # eBPF: CO-RE objects and the libbpf the loader links against
+    clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev gcc
+    # Vagrantfile check
+    vagrant
+)
+
+missing=()
+for pkg in "${DEBIAN_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if ((${#missing[@]})); then
+    echo "bootstrap: installing Debian packages: ${missing[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# Always re-run pip: the editable install is cheap when satisfied and picks up new dependencies.
+python3 -m pip install -q --disable-pip-version-check -e '.[test,agent]'
