@@ -1,0 +1,58 @@
+"""What the kernel side reports to userspace, after decoding a ring-buffer record.
+
+This is the seam between `reference_agent/kernel/` (BPF loading, maps, ring buffer) and the
+userspace pipeline (`metadata/`, `ecs/`, `outputs/`): the kernel side produces these values,
+the pipeline turns them into ECS documents. Keeping it a plain immutable value lets the
+pipeline be tested on any host, without a BPF-LSM kernel.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class TaskInfo:
+    """The process that attempted the operation, as the kernel saw it at that moment."""
+
+    pid: int  # thread-group id (what userspace calls the pid), in the initial pid namespace
+    tid: int
+    ppid: int
+    uid: int  # effective user (D16)
+    gid: int  # effective group
+    cgroup_id: int  # cgroup v2 id; identifies the container (0 or the root cgroup = host)
+    comm: str  # 15-byte kernel name; ECS uses the executable's basename instead (D16)
+    executable: str  # path of the running image, as seen inside the container
+    start_time_ns: int  # task start, nanoseconds since boot (stable per process: entity ids)
+    tty: bool  # whether the session has a controlling terminal
+
+
+@dataclass(frozen=True)
+class FileActivity:
+    """One file operation (D17) that fired at least one response (D22)."""
+
+    operation: str  # createFile | createExecutable | modifyFile | modifyExecutable | deleteFile
+    event_action: str  # ECS event.action (D25): creation | modification | deletion | rename | link
+    path: str  # normalised path inside the container's root (D11)
+    mount: str  # root | volume | file (D19)
+    trace_point: str  # cloud_defend.trace_point, e.g. "lsm__file_open"
+    selectors: tuple[str, ...]  # matched selectors of fired responses, policy order (D22)
+    actions: frozenset[str]  # union of the fired responses' actions
+    blocked: bool  # the kernel returned -EPERM
+    task: TaskInfo
+    timestamp_ns: int  # when the hook ran, nanoseconds since boot
+
+
+@dataclass(frozen=True)
+class ProcessActivity:
+    """One fork, exec or end (D20) that fired a response, or an end owed by D20."""
+
+    operation: str  # fork | exec | end
+    selectors: tuple[str, ...]
+    actions: frozenset[str]
+    blocked: bool
+    task: TaskInfo
+    timestamp_ns: int
+    args: tuple[str, ...] = ()
+    previous_executable: str | None = None  # exec: the image before (process.previous)
+    previous_args: tuple[str, ...] = field(default=())
