@@ -1,0 +1,322 @@
+"""A thin ctypes binding to libbpf.so.1: open/load/attach BPF objects, maps, ring buffers.
+
+Only the calls the agent needs, each wrapped so that failures raise `BpfError` with libbpf's
+own log (verifier output included) instead of returning NULL or a negative errno. No compiler
+and no BCC at run time: the objects are built on the host by `make -C bpf` (CO-RE), and
+libbpf relocates them to the running kernel when they load.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import errno as errno_mod
+import os
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+_LIBBPF_NAME = "libbpf.so.1"  # Debian 12 package libbpf1 (1.1.x); ABI-stable across 1.x
+
+
+class BpfError(OSError):
+    """A libbpf call failed; `log` holds what libbpf printed while it ran."""
+
+    def __init__(self, err: int, what: str, log: str = "") -> None:
+        super().__init__(err, f"{what}: {os.strerror(err)}")
+        self.what = what
+        self.log = log
+
+    def __str__(self) -> str:
+        tail = "\n".join(self.log.strip().splitlines()[-25:])
+        return f"{self.what}: {os.strerror(self.errno)}" + (f"\nlibbpf log:\n{tail}" if tail else "")
+
+
+_PRINT_FN = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_void_p)
+# int (*ring_buffer_sample_fn)(void *ctx, void *data, size_t size)
+_SAMPLE_FN = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t)
+
+
+class _Lib:
+    """The loaded library with prototypes declared; one per process (see `lib()`)."""
+
+    def __init__(self) -> None:
+        try:
+            self.c = ctypes.CDLL(_LIBBPF_NAME, use_errno=True)
+        except OSError as exc:
+            raise BpfError(errno_mod.ENOENT, f"cannot load {_LIBBPF_NAME} (Debian package libbpf1)") from exc
+        self.libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        self._log: list[str] = []
+        self._log_lock = threading.Lock()
+        self._print_cb = _PRINT_FN(self._on_print)  # kept referenced: libbpf holds the pointer
+        c, vp, cp, i, u32, sz = self.c, ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int, ctypes.c_uint32, ctypes.c_size_t
+        protos: dict[str, tuple[object, list[object]]] = {
+            "libbpf_set_print": (vp, [_PRINT_FN]),
+            "bpf_object__open_file": (vp, [cp, vp]),
+            "bpf_object__load": (i, [vp]),
+            "bpf_object__close": (None, [vp]),
+            "bpf_object__find_program_by_name": (vp, [vp, cp]),
+            "bpf_object__find_map_by_name": (vp, [vp, cp]),
+            "bpf_object__next_program": (vp, [vp, vp]),
+            "bpf_program__name": (cp, [vp]),
+            "bpf_program__attach": (vp, [vp]),
+            "bpf_program__set_autoload": (i, [vp, ctypes.c_bool]),
+            "bpf_link__destroy": (i, [vp]),
+            "bpf_map__fd": (i, [vp]),
+            "bpf_map__key_size": (u32, [vp]),
+            "bpf_map__value_size": (u32, [vp]),
+            "bpf_map__max_entries": (u32, [vp]),
+            "bpf_map_update_elem": (i, [i, vp, vp, ctypes.c_uint64]),
+            "bpf_map_lookup_elem": (i, [i, vp, vp]),
+            "bpf_map_delete_elem": (i, [i, vp]),
+            "bpf_map_get_next_key": (i, [i, vp, vp]),
+            "ring_buffer__new": (vp, [i, _SAMPLE_FN, vp, vp]),
+            "ring_buffer__poll": (i, [vp, i]),
+            "ring_buffer__consume": (i, [vp]),
+            "ring_buffer__free": (None, [vp]),
+        }
+        for name, (restype, argtypes) in protos.items():
+            fn = getattr(c, name)
+            fn.restype = restype
+            fn.argtypes = argtypes
+        self.libc.vsnprintf.argtypes = [ctypes.c_char_p, ctypes.c_size_t, ctypes.c_char_p, ctypes.c_void_p]
+        self.libc.vsnprintf.restype = ctypes.c_int
+        c.libbpf_set_print(self._print_cb)
+
+    def _on_print(self, level: int, fmt: bytes, args: int) -> int:
+        # va_list is an array type on x86-64, so it arrives as a pointer vsnprintf accepts.
+        buf = ctypes.create_string_buffer(4096)
+        n = self.libc.vsnprintf(buf, len(buf), fmt, args)
+        with self._log_lock:
+            self._log.append(buf.value.decode(errors="replace"))
+            del self._log[:-2000]  # bounded: a verifier log can be long
+        return max(n, 0)
+
+    @contextmanager
+    def capture(self) -> Iterator[list[str]]:
+        """Collect what libbpf prints during the block (for error messages)."""
+        with self._log_lock:
+            start = len(self._log)
+        captured: list[str] = []
+        try:
+            yield captured
+        finally:
+            with self._log_lock:
+                captured.extend(self._log[start:])
+
+
+_lib: _Lib | None = None
+_lib_lock = threading.Lock()
+
+
+def lib() -> _Lib:
+    global _lib
+    with _lib_lock:
+        if _lib is None:
+            _lib = _Lib()
+        return _lib
+
+
+def _errno_of(ret: int | None = None) -> int:
+    if ret is not None and ret < 0:
+        return -ret
+    return ctypes.get_errno() or errno_mod.EINVAL
+
+
+class Map:
+    """A map of a loaded object, addressed by its fd; keys and values are ctypes values or bytes."""
+
+    def __init__(self, obj: "BpfObject", name: str, ptr: int) -> None:
+        self.obj = obj
+        self.name = name
+        self._ptr = ptr
+        L = lib().c
+        self.fd = L.bpf_map__fd(ptr)
+        self.key_size = L.bpf_map__key_size(ptr)
+        self.value_size = L.bpf_map__value_size(ptr)
+        self.max_entries = L.bpf_map__max_entries(ptr)
+
+    def _buf(self, value: object, size: int, what: str) -> ctypes.Array[ctypes.c_char]:
+        raw = bytes(value) if not isinstance(value, (bytes, bytearray)) else bytes(value)
+        if len(raw) != size:
+            raise ValueError(f"map {self.name}: {what} is {len(raw)} bytes, the map expects {size}")
+        return ctypes.create_string_buffer(raw, size)
+
+    def update(self, key: object, value: object, flags: int = 0) -> None:
+        k = self._buf(key, self.key_size, "key")
+        v = self._buf(value, self.value_size, "value")
+        ret = lib().c.bpf_map_update_elem(self.fd, k, v, flags)
+        if ret < 0:
+            raise BpfError(_errno_of(ret), f"update of map {self.name}")
+
+    def lookup(self, key: object) -> bytes | None:
+        k = self._buf(key, self.key_size, "key")
+        v = ctypes.create_string_buffer(self.value_size)
+        ret = lib().c.bpf_map_lookup_elem(self.fd, k, v)
+        if ret < 0:
+            err = _errno_of(ret)
+            if err == errno_mod.ENOENT:
+                return None
+            raise BpfError(err, f"lookup in map {self.name}")
+        return v.raw
+
+    def delete(self, key: object) -> bool:
+        k = self._buf(key, self.key_size, "key")
+        ret = lib().c.bpf_map_delete_elem(self.fd, k)
+        if ret < 0:
+            err = _errno_of(ret)
+            if err == errno_mod.ENOENT:
+                return False
+            raise BpfError(err, f"delete from map {self.name}")
+        return True
+
+    def keys(self) -> list[bytes]:
+        out: list[bytes] = []
+        cur: ctypes.Array[ctypes.c_char] | None = None
+        nxt = ctypes.create_string_buffer(self.key_size)
+        while lib().c.bpf_map_get_next_key(self.fd, cur, nxt) == 0:
+            out.append(nxt.raw)
+            cur = ctypes.create_string_buffer(nxt.raw, self.key_size)
+        return out
+
+
+class Link:
+    """An attached program; `destroy()` detaches it."""
+
+    def __init__(self, program: str, ptr: int) -> None:
+        self.program = program
+        self._ptr: int | None = ptr
+
+    def destroy(self) -> None:
+        if self._ptr is not None:
+            lib().c.bpf_link__destroy(self._ptr)
+            self._ptr = None
+
+    @property
+    def attached(self) -> bool:
+        return self._ptr is not None
+
+
+class BpfObject:
+    """One `.bpf.o`: open → (maps are sized/created) → load → attach; `close()` frees it all."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        L = lib()
+        if not self.path.is_file():
+            raise BpfError(errno_mod.ENOENT, f"BPF object {self.path} (build it with `make -C bpf`)")
+        with L.capture() as log:
+            ptr = L.c.bpf_object__open_file(os.fsencode(self.path), None)
+        if not ptr:
+            raise BpfError(_errno_of(), f"open of {self.path}", "\n".join(log))
+        self._ptr: int | None = ptr
+        self.links: list[Link] = []
+        self._maps: dict[str, Map] = {}
+
+    @property
+    def ptr(self) -> int:
+        if self._ptr is None:
+            raise BpfError(errno_mod.EBADF, f"BPF object {self.path} is closed")
+        return self._ptr
+
+    def program_names(self) -> list[str]:
+        names: list[str] = []
+        prog = lib().c.bpf_object__next_program(self.ptr, None)
+        while prog:
+            names.append(lib().c.bpf_program__name(prog).decode())
+            prog = lib().c.bpf_object__next_program(self.ptr, prog)
+        return names
+
+    def set_autoload(self, program: str, autoload: bool) -> None:
+        prog = lib().c.bpf_object__find_program_by_name(self.ptr, program.encode())
+        if not prog:
+            raise BpfError(errno_mod.ENOENT, f"program {program} in {self.path.name}")
+        lib().c.bpf_program__set_autoload(prog, autoload)
+
+    def load(self) -> None:
+        L = lib()
+        with L.capture() as log:
+            ret = L.c.bpf_object__load(self.ptr)
+        if ret < 0:
+            raise BpfError(_errno_of(ret), f"load of {self.path.name}", "\n".join(log))
+
+    def attach(self, program: str) -> Link:
+        L = lib()
+        prog = L.c.bpf_object__find_program_by_name(self.ptr, program.encode())
+        if not prog:
+            raise BpfError(errno_mod.ENOENT, f"program {program} in {self.path.name}")
+        with L.capture() as log:
+            link = L.c.bpf_program__attach(prog)
+        if not link:
+            raise BpfError(_errno_of(), f"attach of {program}", "\n".join(log))
+        result = Link(program, link)
+        self.links.append(result)
+        return result
+
+    def attach_all(self) -> list[Link]:
+        return [self.attach(name) for name in self.program_names()]
+
+    def detach_all(self) -> None:
+        for link in self.links:
+            link.destroy()
+        self.links.clear()
+
+    def map(self, name: str) -> Map:
+        if name not in self._maps:
+            ptr = lib().c.bpf_object__find_map_by_name(self.ptr, name.encode())
+            if not ptr:
+                raise BpfError(errno_mod.ENOENT, f"map {name} in {self.path.name}")
+            self._maps[name] = Map(self, name, ptr)
+        return self._maps[name]
+
+    def close(self) -> None:
+        if self._ptr is not None:
+            self.detach_all()
+            lib().c.bpf_object__close(self._ptr)
+            self._ptr = None
+
+    def __enter__(self) -> "BpfObject":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class RingBuffer:
+    """Polls one BPF_MAP_TYPE_RINGBUF map; `callback(bytes)` runs for every record."""
+
+    def __init__(self, ring_map: Map, callback: Callable[[bytes], None]) -> None:
+        self.map = ring_map
+        self._callback = callback
+        self._error: BaseException | None = None
+        self._sample_cb = _SAMPLE_FN(self._on_sample)  # kept referenced while the buffer lives
+        ptr = lib().c.ring_buffer__new(ring_map.fd, self._sample_cb, None, None)
+        if not ptr:
+            raise BpfError(_errno_of(), f"ring buffer on map {ring_map.name}")
+        self._ptr: int | None = ptr
+
+    def _on_sample(self, _ctx: int, data: int, size: int) -> int:
+        try:
+            self._callback(ctypes.string_at(data, size))
+        except BaseException as exc:  # noqa: BLE001 - re-raised from poll(), not lost in C
+            self._error = exc
+            return -1
+        return 0
+
+    def poll(self, timeout_ms: int) -> int:
+        """Wait up to timeout_ms for records, deliver them; returns how many were delivered."""
+        if self._ptr is None:
+            raise BpfError(errno_mod.EBADF, "ring buffer is closed")
+        ret = lib().c.ring_buffer__poll(self._ptr, timeout_ms)
+        if self._error is not None:
+            err, self._error = self._error, None
+            raise err
+        if ret < 0 and -ret != errno_mod.EINTR:
+            raise BpfError(-ret, f"poll of ring buffer {self.map.name}")
+        return max(ret, 0)
+
+    def close(self) -> None:
+        if self._ptr is not None:
+            lib().c.ring_buffer__free(self._ptr)
+            self._ptr = None

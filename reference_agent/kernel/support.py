@@ -1,0 +1,64 @@
+"""Where the BPF objects are, how the kernel encodes things userspace sees differently, and
+whether this kernel can enforce at all (BPF LSM enabled AND an lsm program really loads)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from reference_agent.kernel.libbpf import BpfError, BpfObject
+
+# bpf/build/ of this checkout, where `make -C bpf` puts the objects; D4C_BPF_BUILD overrides
+# it (an installed agent, a separate build directory).
+_CHECKOUT_BUILD = Path(__file__).resolve().parents[2] / "bpf" / "build"
+LSM_LIST = Path("/sys/kernel/security/lsm")
+CGROUP2_ROOT = Path("/sys/fs/cgroup")
+
+
+def bpf_build_dir() -> Path:
+    return Path(os.environ.get("D4C_BPF_BUILD", _CHECKOUT_BUILD))
+
+
+def bpf_object_path(name: str) -> Path:
+    """Path of bpf/build/<name>.bpf.o."""
+    return bpf_build_dir() / f"{name}.bpf.o"
+
+
+def kernel_dev(st_dev: int) -> int:
+    """The kernel's internal dev_t (MAJOR << 20 | MINOR) for a userspace st_dev, as BPF reads
+    `inode->i_sb->s_dev`; the two encodings differ (new_encode_dev vs MKDEV)."""
+    return (os.major(st_dev) << 20) | os.minor(st_dev)
+
+
+def cgroup_id(path: str | os.PathLike[str]) -> int:
+    """The cgroup v2 id of a cgroup directory: its kernfs inode number, what
+    bpf_get_current_cgroup_id() returns for tasks in it."""
+    return os.stat(path).st_ino
+
+
+@dataclass(frozen=True)
+class LsmSupport:
+    available: bool
+    reason: str  # why not, or what was checked
+
+
+def probe_bpf_lsm() -> LsmSupport:
+    """BPF LSM must be in the active LSM list and an lsm program must load and attach: a
+    locked-down kernel lists `bpf` yet refuses the load (EPERM), as this project's host does."""
+    try:
+        active = LSM_LIST.read_text().strip().split(",")
+    except OSError as exc:
+        return LsmSupport(False, f"cannot read {LSM_LIST} ({exc.strerror}): securityfs missing or not root")
+    if "bpf" not in active:
+        return LsmSupport(False, f"BPF LSM not active: {LSM_LIST} lists {','.join(active)}")
+    path = bpf_object_path("smoke")
+    if not path.is_file():
+        return LsmSupport(False, f"{path} is missing: run `make -C bpf` on the host")
+    try:
+        with BpfObject(path) as obj:
+            obj.load()
+            obj.attach_all()
+    except BpfError as exc:
+        return LsmSupport(False, f"an lsm program does not load here ({exc.what}: {os.strerror(exc.errno)})")
+    return LsmSupport(True, "bpf in the LSM list and lsm/file_open loads and attaches")
