@@ -1,0 +1,294 @@
+"""The typed, immutable model of a D4C policy (docs/spec.md), and its vocabulary.
+
+A `Policy` is only ever built by the validator (validator.py), so every value here already
+obeys D1–D9: conditions carry their canonical names (aliases normalised, D9), list conditions
+are non-empty tuples of strings, an absent list condition is the empty tuple and an absent
+boolean condition is None. Selector attribute names ARE the canonical condition names, so
+`getattr(selector, name)` works for every name in `CONDITION_NAMES`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+SectionKind = Literal["file", "process"]
+SECTION_KINDS: tuple[SectionKind, ...] = ("file", "process")
+
+# --- vocabulary (seed tables, D5, D7, D9) -------------------------------------------------
+
+FILE_OPERATIONS: tuple[str, ...] = (
+    "createExecutable",
+    "modifyExecutable",
+    "createFile",
+    "modifyFile",
+    "deleteFile",
+)
+PROCESS_OPERATIONS: tuple[str, ...] = ("fork", "exec")
+OPERATIONS: dict[str, tuple[str, ...]] = {"file": FILE_OPERATIONS, "process": PROCESS_OPERATIONS}
+
+ACTIONS: tuple[str, ...] = ("log", "alert", "block")
+
+COMMON_CONDITIONS: tuple[str, ...] = (
+    "containerImageName",
+    "containerImageTag",
+    "fullContainerImageName",
+    "orchestratorClusterId",
+    "orchestratorClusterName",
+    "orchestratorNamespace",
+    "orchestratorResourceName",
+    "orchestratorResourceLabel",
+    "orchestratorType",
+)
+FILE_CONDITIONS: tuple[str, ...] = (
+    "operation",
+    "targetFilePath",
+    "ignoreVolumeMounts",
+    "ignoreVolumeFiles",
+)
+PROCESS_CONDITIONS: tuple[str, ...] = (
+    "operation",
+    "processExecutable",
+    "processName",
+    "processUserName",
+    "processUserId",
+    "sessionLeaderInteractive",
+    "sessionLeaderExecutable",
+)
+# Canonical condition names allowed per section (D4).
+SECTION_CONDITIONS: dict[str, tuple[str, ...]] = {
+    "file": COMMON_CONDITIONS + FILE_CONDITIONS,
+    "process": COMMON_CONDITIONS + PROCESS_CONDITIONS,
+}
+CONDITION_NAMES: tuple[str, ...] = tuple(
+    dict.fromkeys(COMMON_CONDITIONS + FILE_CONDITIONS + PROCESS_CONDITIONS)
+)
+
+# D9: the vocabulary Elastic shipped later, accepted and normalised to the seed's names.
+ALIASES: dict[str, str] = {
+    "kubernetesClusterId": "orchestratorClusterId",
+    "kubernetesClusterName": "orchestratorClusterName",
+    "kubernetesNamespace": "orchestratorNamespace",
+    "kubernetesPodName": "orchestratorResourceName",
+    "kubernetesPodLabel": "orchestratorResourceLabel",
+    "containerImageFullName": "fullContainerImageName",
+}
+
+BOOL_CONDITIONS: frozenset[str] = frozenset(
+    {"ignoreVolumeMounts", "ignoreVolumeFiles", "sessionLeaderInteractive"}
+)
+# D11: absolute path patterns, `*` stops at `/`, `**` does not.
+PATH_CONDITIONS: frozenset[str] = frozenset(
+    {"targetFilePath", "processExecutable", "sessionLeaderExecutable"}
+)
+# D12: conditions whose values may use the string wildcard `*`.
+WILDCARD_CONDITIONS: frozenset[str] = frozenset(
+    {
+        "containerImageName",
+        "containerImageTag",
+        "fullContainerImageName",
+        "orchestratorNamespace",
+        "orchestratorResourceName",
+    }
+)
+# D12: conditions compared for plain equality, where `*` is an error.
+EXACT_CONDITIONS: frozenset[str] = frozenset(
+    {
+        "orchestratorClusterId",
+        "orchestratorClusterName",
+        "orchestratorType",
+        "processName",
+        "processUserName",
+        "processUserId",
+    }
+)
+ORCHESTRATOR_CONDITIONS: frozenset[str] = frozenset(
+    name for name in COMMON_CONDITIONS if name.startswith("orchestrator")
+)
+ORCHESTRATOR_TYPES: tuple[str, ...] = ("kubernetes",)  # D6
+
+# D26: the limits of Elastic's own policy editor.
+MAX_SELECTORS = 64
+MAX_RESPONSES = 64
+MAX_PATH_PATTERN_BYTES = 255
+MAX_STRING_BYTES = 511
+MAX_NAME_CHARS = 128
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]*$"  # D2
+
+
+# --- diagnostics ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Diagnostic:
+    """One problem found in a policy (cli-contract.md: path, line, column, message, code).
+
+    `path` is the dotted/indexed location (`file.selectors[1].targetFilePath[0]`; "" for the
+    document itself). `line`/`column` are 1-based and None when the policy did not come from
+    YAML text.
+    """
+
+    path: str
+    line: int | None
+    column: int | None
+    message: str
+    code: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "line": self.line,
+            "column": self.column,
+            "message": self.message,
+            "code": self.code,
+        }
+
+    def format(self, filename: str, severity: str = "") -> str:
+        """The `d4c policy validate` text line: `FILE:LINE:COLUMN: PATH: MESSAGE`."""
+        line = "?" if self.line is None else str(self.line)
+        column = "?" if self.column is None else str(self.column)
+        prefix = f"{severity}: " if severity else ""
+        return f"{filename}:{line}:{column}: {self.path or '(policy)'}: {prefix}{self.message} [{self.code}]"
+
+
+# --- the policy ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Selector:
+    """A selector with its conditions under their canonical names (D9).
+
+    `operations` is empty when the selector has no `operation` condition: it then matches
+    every operation of its section (D5). Absent list conditions are `()`, absent booleans None.
+    """
+
+    name: str
+    kind: SectionKind
+    index: int  # position in its section's `selectors` list
+    operations: frozenset[str] = frozenset()
+    # common conditions
+    containerImageName: tuple[str, ...] = ()
+    containerImageTag: tuple[str, ...] = ()
+    fullContainerImageName: tuple[str, ...] = ()
+    orchestratorClusterId: tuple[str, ...] = ()
+    orchestratorClusterName: tuple[str, ...] = ()
+    orchestratorNamespace: tuple[str, ...] = ()
+    orchestratorResourceName: tuple[str, ...] = ()
+    orchestratorResourceLabel: tuple[str, ...] = ()  # raw `key:value` entries (D14)
+    orchestratorType: tuple[str, ...] = ()
+    # file conditions
+    targetFilePath: tuple[str, ...] = ()
+    ignoreVolumeMounts: bool | None = None
+    ignoreVolumeFiles: bool | None = None
+    # process conditions
+    processExecutable: tuple[str, ...] = ()
+    processName: tuple[str, ...] = ()
+    processUserName: tuple[str, ...] = ()
+    processUserId: tuple[str, ...] = ()  # integers in the YAML are normalised to strings
+    sessionLeaderInteractive: bool | None = None
+    sessionLeaderExecutable: tuple[str, ...] = ()
+    line: int | None = None
+    column: int | None = None
+    # The compiled form used by the matcher, built once per selector (matcher.py).
+    _compiled: Any = field(default=None, init=False, repr=False, compare=False, hash=False)
+
+    def __post_init__(self) -> None:
+        from .matcher import compile_selector  # late import: matcher imports this module
+
+        object.__setattr__(self, "_compiled", compile_selector(self))
+
+    @property
+    def conditions(self) -> dict[str, Any]:
+        """The conditions present, canonical name -> value (`operation` as a sorted tuple)."""
+        present: dict[str, Any] = {}
+        if self.operations:
+            present["operation"] = tuple(sorted(self.operations))
+        for name in SECTION_CONDITIONS[self.kind]:
+            if name == "operation":
+                continue
+            value = getattr(self, name)
+            if value is not None and value != ():
+                present[name] = value
+        return present
+
+    @property
+    def labels(self) -> tuple[tuple[str, str], ...]:
+        """`orchestratorResourceLabel` split into (key, value pattern) pairs (D14)."""
+        return tuple(split_label(entry) for entry in self.orchestratorResourceLabel)
+
+
+def split_label(entry: str) -> tuple[str, str]:
+    """`key:value` -> (key, value). Label keys cannot contain `:`, so the first one splits."""
+    key, _, value = entry.partition(":")
+    return key, value
+
+
+@dataclass(frozen=True)
+class Response:
+    """A response: fires when a `match` selector matches and no `exclude` selector does (D22)."""
+
+    index: int  # position in its section's `responses` list (the `responses` of a verdict)
+    match: tuple[str, ...]
+    exclude: tuple[str, ...]
+    actions: frozenset[str]
+    line: int | None = None
+    column: int | None = None
+    kind: SectionKind = "file"
+
+
+@dataclass(frozen=True)
+class Section:
+    kind: SectionKind
+    selectors: tuple[Selector, ...]
+    responses: tuple[Response, ...]
+    # Bit masks and per-operation candidate lists for the matcher, built once (matcher.py).
+    _compiled: Any = field(default=None, init=False, repr=False, compare=False, hash=False)
+
+    def __post_init__(self) -> None:
+        from .matcher import compile_section  # late import: matcher imports this module
+
+        object.__setattr__(self, "_compiled", compile_section(self))
+
+    def selector(self, name: str) -> Selector | None:
+        for selector in self.selectors:
+            if selector.name == name:
+                return selector
+        return None
+
+
+@dataclass(frozen=True)
+class Policy:
+    file: Section | None = None
+    process: Section | None = None
+
+    def section(self, kind: str) -> Section | None:
+        if kind == "file":
+            return self.file
+        if kind == "process":
+            return self.process
+        raise ValueError(f"unknown section kind {kind!r}")
+
+    @property
+    def sections(self) -> tuple[Section, ...]:
+        return tuple(s for s in (self.file, self.process) if s is not None)
+
+
+@dataclass(frozen=True)
+class ValidationResult:
+    """What loading and validating a policy gives: the policy when valid, and every problem."""
+
+    policy: Policy | None
+    errors: tuple[Diagnostic, ...] = ()
+    warnings: tuple[Diagnostic, ...] = ()
+
+    @property
+    def valid(self) -> bool:
+        return not self.errors
+
+    def to_json(self) -> dict[str, Any]:
+        """The `d4c policy validate --format json` document."""
+        return {
+            "valid": self.valid,
+            "errors": [d.to_json() for d in self.errors],
+            "warnings": [d.to_json() for d in self.warnings],
+        }
