@@ -56,3 +56,38 @@ class ProcessActivity:
     args: tuple[str, ...] = ()
     previous_executable: str | None = None  # exec: the image before (process.previous)
     previous_args: tuple[str, ...] = field(default=())
+    # Added (additive) for cloud_defend.trace_point: the tracepoint or LSM hook that reported
+    # it, e.g. "sched_process_exec" or "lsm__bprm_check_security"; None = omitted.
+    trace_point: str | None = None
+
+
+# --- Added by the userspace-pipeline engineer (additive; nothing above changed) -------------
+
+
+@dataclass(frozen=True)
+class ProcessSnapshot:
+    """What a process table knows about one process (a relative of the acting task).
+
+    Every field but pid and start_time_ns is optional: the ECS builders emit only what is
+    known, never a guess.
+    """
+
+    pid: int
+    start_time_ns: int  # nanoseconds since boot, as TaskInfo.start_time_ns (entity ids)
+    executable: str | None = None
+    args: tuple[str, ...] | None = None
+    uid: int | None = None
+    gid: int | None = None
+    tty: bool | None = None
+    working_directory: str | None = None
+
+
+@dataclass(frozen=True)
+class Ancestry:
+    """The acting task's relatives, from the process table (process.parent/…_leader.*)."""
+
+    parent: ProcessSnapshot | None = None
+    session_leader: ProcessSnapshot | None = None
+    entry_leader: ProcessSnapshot | None = None
+    group_leader: ProcessSnapshot | None = None
+    working_directory: str | None = None  # the acting task's own cwd, when known

@@ -1,0 +1,160 @@
+"""The reference agent's own configuration file (not the policy: that is reference_agent.policy).
+
+A flat YAML mapping; every key is optional::
+
+    output_dir: /var/log/d4c           # one NDJSON file per data stream is written here
+    namespace: default                 # data_stream.namespace (ECS rules: lowercase, no '-')
+    stdout: false                      # also write every document to stdout
+    state_dir: /var/lib/d4c            # agent id, shipper cursors
+    elasticsearch_url: http://es:9200  # absent = no shipping, NDJSON files only
+    package_policy_id: 4c9cbba0-...    # -> cloud_defend.package_policy_id
+    package_policy_version: 2          # -> cloud_defend.package_policy_version
+    cluster_id: "12345"                # -> orchestrator.cluster.id (a node cannot know it)
+    cluster_name: website              # -> orchestrator.cluster.name
+
+Parsed with PyYAML's composer so that every error names the line of the offending key or
+value: a bad file gives one `ConfigError` whose str() is `FILE:LINE: field: message`. The
+caller (the agent's CLI) prints it and exits 2; it never becomes a traceback.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import yaml
+
+DEFAULT_OUTPUT_DIR = Path("/var/log/d4c")
+DEFAULT_STATE_DIR = Path("/var/lib/d4c")
+EXIT_BAD_CONFIG = 2
+
+# ECS data_stream.namespace: Elasticsearch index-name rules plus "no '-'", at most 100 chars.
+_NAMESPACE_FORBIDDEN = set('\\/*?"<>| ,#:-')
+
+
+class ConfigError(Exception):
+    """A configuration problem located in its file; str() is the one-line report."""
+
+    def __init__(self, file: str, line: int | None, field: str, message: str) -> None:
+        self.file = file
+        self.line = line
+        self.field = field
+        self.message = message
+        where = f"{file}:{line}" if line is not None else file
+        super().__init__(f"{where}: {field}: {message}")
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    output_dir: Path = DEFAULT_OUTPUT_DIR
+    namespace: str = "default"
+    stdout: bool = False
+    state_dir: Path = DEFAULT_STATE_DIR
+    elasticsearch_url: str | None = None
+    package_policy_id: str | None = None
+    package_policy_version: int | None = None
+    cluster_id: str | None = None
+    cluster_name: str | None = None
+
+
+def _check_namespace(value: str) -> str | None:
+    if not value:
+        return "must not be empty"
+    if len(value.encode()) > 100:
+        return "longer than 100 bytes"
+    if value != value.lower():
+        return "must be lowercase"
+    bad = sorted(set(value) & _NAMESPACE_FORBIDDEN)
+    if bad:
+        return f"must not contain {' '.join(repr(c) for c in bad)}"
+    if value.startswith(("_", "+")) or value in (".", ".."):
+        return "not a valid data-stream name part"
+    return None
+
+
+def _check_url(value: str) -> str | None:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return "must be an http:// or https:// URL with a host"
+    return None
+
+
+# key -> (python type(s) accepted from YAML, extra check or None)
+_STR_FIELDS = {"namespace", "elasticsearch_url", "package_policy_id", "cluster_id", "cluster_name"}
+_PATH_FIELDS = {"output_dir", "state_dir"}
+_BOOL_FIELDS = {"stdout"}
+_INT_FIELDS = {"package_policy_version"}
+_CHECKS = {"namespace": _check_namespace, "elasticsearch_url": _check_url}
+KNOWN_FIELDS = _STR_FIELDS | _PATH_FIELDS | _BOOL_FIELDS | _INT_FIELDS
+
+
+def _line(node: yaml.Node) -> int:
+    return node.start_mark.line + 1
+
+
+def parse_config(text: str, file: str = "<config>") -> AgentConfig:
+    """Parse config text; raise ConfigError (first problem found) when it is not valid."""
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(file, line, "yaml", problem) from None
+    if root is None:
+        return AgentConfig()
+    if not isinstance(root, yaml.MappingNode):
+        raise ConfigError(file, _line(root), "config", "must be a mapping of settings")
+
+    values: dict[str, object] = {}
+    seen: set[str] = set()
+    for key_node, value_node in root.value:
+        if not isinstance(key_node, yaml.ScalarNode):
+            raise ConfigError(file, _line(key_node), "config", "keys must be plain strings")
+        key = key_node.value
+        if key not in KNOWN_FIELDS:
+            known = ", ".join(sorted(KNOWN_FIELDS))
+            raise ConfigError(file, _line(key_node), key, f"unknown setting (known: {known})")
+        if key in seen:
+            raise ConfigError(file, _line(key_node), key, "set twice")
+        seen.add(key)
+        if not isinstance(value_node, yaml.ScalarNode):
+            raise ConfigError(file, _line(value_node), key, "must be a single value, not a list or mapping")
+        # Construct the scalar with YAML's own resolution (true/false, ints, null).
+        value = yaml.SafeLoader(text).construct_object(value_node, deep=True)
+        line = _line(value_node)
+        if value is None:
+            continue  # explicit null = default
+        if key in _BOOL_FIELDS:
+            if not isinstance(value, bool):
+                raise ConfigError(file, line, key, f"must be true or false, got {value_node.value!r}")
+        elif key in _INT_FIELDS:
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ConfigError(file, line, key, f"must be a non-negative integer, got {value_node.value!r}")
+        elif key in _PATH_FIELDS:
+            if not isinstance(value, str) or not value.startswith("/"):
+                raise ConfigError(file, line, key, f"must be an absolute path, got {value_node.value!r}")
+            value = Path(value)
+        else:
+            # Ids such as cluster_id: 12345 arrive as ints; they are strings in ECS.
+            if isinstance(value, bool) or not isinstance(value, (str, int)):
+                raise ConfigError(file, line, key, f"must be a string, got {value_node.value!r}")
+            value = str(value)
+            check = _CHECKS.get(key)
+            problem = check(value) if check else None
+            if problem:
+                raise ConfigError(file, line, key, problem)
+        values[key] = value
+    return AgentConfig(**values)  # type: ignore[arg-type]
+
+
+def load_config(path: str | Path) -> AgentConfig:
+    """Read and parse a config file; an unreadable file is a ConfigError too."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise ConfigError(str(path), None, "config", f"cannot read: {reason}") from None
+    return parse_config(text, str(path))

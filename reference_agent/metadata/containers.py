@@ -1,0 +1,365 @@
+"""Which container (and which Kubernetes pod) a cgroup v2 id belongs to.
+
+The kernel side reports a task's cgroup v2 id (`TaskInfo.cgroup_id`): the inode number of the
+task's cgroup directory under /sys/fs/cgroup. Docker puts a container in
+`/system.slice/docker-<id>.scope` (systemd cgroup driver) or `/docker/<id>` (cgroupfs driver);
+under Kubernetes the directory sits below `kubepods*`. Rather than guess every layout, the cache
+asks Docker for each container's init pid and reads `/proc/<pid>/cgroup` (the authoritative
+path), falls back to the two Docker layouts above, and also indexes the sub-cgroups below the
+container's directory (a container may create its own, e.g. systemd inside it). A cgroup id
+that is no container's is the host (D15).
+
+Container facts come from the Docker SDK (`docker.DockerClient` surface: `containers.list`,
+`containers.get`, `images.get`, `events`); tests pass a fake object with that surface.
+
+Image references are normalised by D13 (`registry/path/name:tag`, `latest` when the reference
+has no tag, short Docker Hub names `nginx`, `user/app` become `docker.io/library/nginx:latest`,
+`docker.io/user/app:latest`) by the policy engine's `image_parts`.
+
+Kubernetes pod facts are read from the labels kubelet's container runtimes put on every
+container: `io.kubernetes.pod.name`, `io.kubernetes.pod.namespace`, `io.kubernetes.pod.uid`
+(a container with `io.kubernetes.pod.name` is Kubernetes-managed; one without is not, D15).
+POD LABELS (project convention, shared with the conformance suite, which sets the same labels
+when it creates test containers without a kubelet): each pod label `KEY=VALUE` is carried as
+the container label
+
+    d4c.pod.label/KEY = VALUE          e.g.  d4c.pod.label/app.kubernetes.io/name = web
+
+(the prefix is fixed; everything after it, `/` included, is the pod label's key). When a
+container has none of those but has `io.kubernetes.sandbox.id` (cri-dockerd), the pod labels
+are the sandbox container's own labels other than `io.kubernetes.*` and `annotation.*`, which is
+where cri-dockerd puts them. Optional `d4c.pod.ip` gives orchestrator.resource.ip when the
+container has no network of its own (pod containers share the sandbox's network namespace).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from reference_agent.policy.operation import image_parts
+
+log = logging.getLogger(__name__)
+
+POD_LABEL_PREFIX = "d4c.pod.label/"
+POD_IP_LABEL = "d4c.pod.ip"
+K8S_POD_NAME = "io.kubernetes.pod.name"
+K8S_POD_NAMESPACE = "io.kubernetes.pod.namespace"
+K8S_POD_UID = "io.kubernetes.pod.uid"
+K8S_SANDBOX_ID = "io.kubernetes.sandbox.id"
+
+_DIGEST_ID = re.compile(r"^(sha256:)?[0-9a-f]{64}$")
+
+
+@dataclass(frozen=True)
+class ImageRef:
+    """A container's image reference with its D13 parts."""
+
+    reference: str  # as Docker reports it (Config.Image), e.g. "nginx"
+    name: str  # last path component: containerImageName / container.image.name
+    tag: str  # "latest" when the reference has none: containerImageTag / container.image.tag
+    full_name: str  # registry/path/name:tag: fullContainerImageName
+
+
+def parse_image_reference(reference: str) -> ImageRef:
+    """Normalise by D13 with the policy engine's own `image_parts`: one implementation of
+    the rule, so the agent's scoping and the reference evaluator cannot disagree."""
+    name, tag, full = image_parts(reference.strip())
+    return ImageRef(reference=reference, name=name, tag=tag, full_name=full)
+
+
+@dataclass(frozen=True)
+class PodInfo:
+    name: str
+    namespace: str | None
+    uid: str | None
+    labels: Mapping[str, str] = field(default_factory=dict)
+    ip: str | None = None
+
+
+@dataclass(frozen=True)
+class ContainerInfo:
+    id: str
+    name: str | None
+    image: ImageRef | None  # None only when Docker knows no reference for it (bare image id)
+    pod: PodInfo | None  # None: not managed by Kubernetes (D15)
+    init_pid: int | None = None  # host pid of the container's first process (its root fs)
+    runtime: str = "docker"
+
+
+def container_info_from_attrs(attrs: Mapping[str, Any], resolve_image_id: Callable[[str], str | None] | None = None,
+                              sandbox_labels: Callable[[str], Mapping[str, str] | None] | None = None) -> ContainerInfo:
+    """Build ContainerInfo from `docker inspect` attributes (the SDK's `Container.attrs`)."""
+    config = attrs.get("Config") or {}
+    labels: Mapping[str, str] = config.get("Labels") or {}
+    reference = config.get("Image") or ""
+    if (not reference or _DIGEST_ID.match(reference)) and resolve_image_id is not None:
+        # Started from a bare image id: use a tag Docker has for that image, if any.
+        reference = resolve_image_id(attrs.get("Image") or reference) or ""
+    image = None
+    if reference and not _DIGEST_ID.match(reference):
+        try:
+            image = parse_image_reference(reference)
+        except ValueError:
+            log.warning("container %s: unparseable image reference %r", attrs.get("Id"), reference)
+    state = attrs.get("State") or {}
+    pid = state.get("Pid") or None
+    return ContainerInfo(
+        id=attrs["Id"],
+        name=(attrs.get("Name") or "").lstrip("/") or None,
+        image=image,
+        pod=_pod_from_labels(labels, attrs, sandbox_labels),
+        init_pid=pid,
+    )
+
+
+def _pod_from_labels(labels: Mapping[str, str], attrs: Mapping[str, Any],
+                     sandbox_labels: Callable[[str], Mapping[str, str] | None] | None) -> PodInfo | None:
+    pod_name = labels.get(K8S_POD_NAME)
+    if not pod_name:
+        return None
+    pod_labels = dict(iter_pod_labels(labels))
+    sandbox_id = labels.get(K8S_SANDBOX_ID)
+    if not pod_labels and sandbox_id and sandbox_labels is not None:
+        sandbox = sandbox_labels(sandbox_id) or {}
+        pod_labels = {k: v for k, v in sandbox.items()
+                      if not k.startswith(("io.kubernetes.", "annotation.", POD_LABEL_PREFIX))}
+    ip = labels.get(POD_IP_LABEL) or _first_ip(attrs)
+    return PodInfo(name=pod_name, namespace=labels.get(K8S_POD_NAMESPACE), uid=labels.get(K8S_POD_UID),
+                   labels=pod_labels, ip=ip)
+
+
+def _first_ip(attrs: Mapping[str, Any]) -> str | None:
+    settings = attrs.get("NetworkSettings") or {}
+    if settings.get("IPAddress"):
+        return settings["IPAddress"]
+    for net in (settings.get("Networks") or {}).values():
+        if net and net.get("IPAddress"):
+            return net["IPAddress"]
+    return None
+
+
+class ContainerCache:
+    """cgroup id -> ContainerInfo, refreshed from Docker (list at start, events while running).
+
+    `lookup(cgroup_id)` never blocks on Docker for a cgroup it has recently found unknown:
+    misses are remembered for `negative_ttl` seconds so host activity cannot make the agent
+    hammer the daemon; a container `start` event clears them.
+    """
+
+    def __init__(self, docker_client: Any, *, cgroup_root: Path = Path("/sys/fs/cgroup"),
+                 proc_root: Path = Path("/proc"), negative_ttl: float = 1.0,
+                 clock: Callable[[], float] = time.monotonic,
+                 on_change: Callable[[], None] | None = None) -> None:
+        self._docker = docker_client
+        self._cgroup_root = cgroup_root
+        self._proc_root = proc_root
+        self._negative_ttl = negative_ttl
+        self._clock = clock
+        self._on_change = on_change
+        self._lock = threading.Lock()
+        self._by_cgroup: dict[int, str] = {}
+        self._containers: dict[str, ContainerInfo] = {}
+        self._cgroups_of: dict[str, set[int]] = {}
+        self._misses: dict[int, float] = {}
+        self._events_thread: threading.Thread | None = None
+        self._events_stream: Any = None
+        self._stopping = threading.Event()
+
+    # -- queries -----------------------------------------------------------------------------
+
+    def lookup(self, cgroup_id: int) -> ContainerInfo | None:
+        """The container of this cgroup, or None for the host (D15)."""
+        with self._lock:
+            cid = self._by_cgroup.get(cgroup_id)
+            if cid is not None:
+                return self._containers.get(cid)
+            missed_at = self._misses.get(cgroup_id)
+        if missed_at is not None and self._clock() - missed_at < self._negative_ttl:
+            return None
+        # Unknown: the container may have started after the last refresh and before its
+        # `start` event reached us. One synchronous refresh settles it.
+        self.refresh()
+        with self._lock:
+            cid = self._by_cgroup.get(cgroup_id)
+            if cid is None:
+                self._misses[cgroup_id] = self._clock()
+                return None
+            return self._containers.get(cid)
+
+    def containers(self) -> dict[int, ContainerInfo]:
+        """Every known cgroup id with its container (for per-container policy masks)."""
+        with self._lock:
+            return {cg: self._containers[cid] for cg, cid in self._by_cgroup.items() if cid in self._containers}
+
+    def get(self, container_id: str) -> ContainerInfo | None:
+        with self._lock:
+            return self._containers.get(container_id)
+
+    # -- refresh -----------------------------------------------------------------------------
+
+    def refresh(self) -> None:
+        """Re-list running containers and re-index their cgroups."""
+        try:
+            listed = self._docker.containers.list()
+        except Exception as exc:  # daemon down: keep what we know, report once per refresh
+            log.warning("docker: cannot list containers: %s", exc)
+            return
+        changed = False
+        seen = set()
+        for container in listed:
+            seen.add(container.id)
+            changed |= self._index(self._info(container.attrs))
+        with self._lock:
+            gone = [cid for cid in self._containers if cid not in seen]
+        for cid in gone:
+            changed |= self._forget(cid)
+        if changed and self._on_change is not None:
+            self._on_change()
+
+    def handle_event(self, event: Mapping[str, Any]) -> None:
+        """Apply one Docker event (the decoded dict `DockerClient.events(decode=True)` yields)."""
+        if event.get("Type", "container") != "container":
+            return
+        action = event.get("Action") or event.get("status") or ""
+        cid = event.get("id") or (event.get("Actor") or {}).get("ID")
+        if not cid:
+            return
+        changed = False
+        if action == "start":
+            try:
+                container = self._docker.containers.get(cid)
+            except Exception as exc:  # gone again already, or daemon hiccup
+                log.info("docker: container %s started but cannot be inspected: %s", cid[:12], exc)
+                return
+            changed = self._index(self._info(container.attrs))
+            with self._lock:
+                self._misses.clear()
+        elif action == "destroy":
+            # Not on `die`: activity of a dying container may still be in the ring buffer.
+            changed = self._forget(cid)
+        if changed and self._on_change is not None:
+            self._on_change()
+
+    def start_events(self) -> None:
+        """Follow Docker events in a daemon thread until close()."""
+        filters = {"type": "container", "event": ["start", "destroy"]}
+        self._events_stream = self._docker.events(decode=True, filters=filters)
+
+        def follow() -> None:
+            try:
+                for event in self._events_stream:
+                    if self._stopping.is_set():
+                        break
+                    self.handle_event(event)
+            except Exception as exc:  # stream closed by close(), or daemon gone
+                if not self._stopping.is_set():
+                    log.warning("docker: event stream ended: %s", exc)
+
+        self._events_thread = threading.Thread(target=follow, name="docker-events", daemon=True)
+        self._events_thread.start()
+
+    def close(self) -> None:
+        self._stopping.set()
+        stream = self._events_stream
+        if stream is not None and hasattr(stream, "close"):
+            try:
+                stream.close()
+            except Exception:  # closing a dead stream is not an error worth reporting
+                pass
+        if self._events_thread is not None:
+            self._events_thread.join(timeout=2)
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def _info(self, attrs: Mapping[str, Any]) -> ContainerInfo:
+        return container_info_from_attrs(attrs, self._image_tag, self._sandbox_labels)
+
+    def _image_tag(self, image_id: str) -> str | None:
+        try:
+            tags = self._docker.images.get(image_id).tags
+        except Exception:
+            return None
+        return tags[0] if tags else None
+
+    def _sandbox_labels(self, sandbox_id: str) -> Mapping[str, str] | None:
+        try:
+            return (self._docker.containers.get(sandbox_id).attrs.get("Config") or {}).get("Labels") or {}
+        except Exception:
+            return None
+
+    def _index(self, info: ContainerInfo) -> bool:
+        cgroups = self._cgroup_ids_for(info)
+        with self._lock:
+            before = (self._containers.get(info.id), self._cgroups_of.get(info.id))
+            for cg in self._cgroups_of.get(info.id, set()) - cgroups:
+                self._by_cgroup.pop(cg, None)
+            self._containers[info.id] = info
+            self._cgroups_of[info.id] = cgroups
+            for cg in cgroups:
+                self._by_cgroup[cg] = info.id
+                self._misses.pop(cg, None)
+            return before != (info, cgroups)
+
+    def _forget(self, container_id: str) -> bool:
+        with self._lock:
+            if container_id not in self._containers:
+                return False
+            del self._containers[container_id]
+            for cg in self._cgroups_of.pop(container_id, set()):
+                if self._by_cgroup.get(cg) == container_id:
+                    del self._by_cgroup[cg]
+            return True
+
+    def _cgroup_dirs_for(self, info: ContainerInfo) -> list[Path]:
+        dirs: list[Path] = []
+        if info.init_pid:
+            path = read_proc_cgroup(self._proc_root / str(info.init_pid) / "cgroup")
+            if path is not None:
+                dirs.append(self._cgroup_root / path.lstrip("/"))
+        dirs.append(self._cgroup_root / "system.slice" / f"docker-{info.id}.scope")
+        dirs.append(self._cgroup_root / "docker" / info.id)
+        return dirs
+
+    def _cgroup_ids_for(self, info: ContainerInfo) -> set[int]:
+        ids: set[int] = set()
+        for top in self._cgroup_dirs_for(info):
+            if not top.is_dir() or top == self._cgroup_root:
+                continue  # never map the root cgroup (that is the host) to a container
+            for dirpath, _dirs, _files in os.walk(top):
+                try:
+                    ids.add(os.stat(dirpath).st_ino)
+                except OSError:
+                    continue  # removed while walking
+        return ids
+
+
+def read_proc_cgroup(path: Path) -> str | None:
+    """The cgroup v2 path from a /proc/<pid>/cgroup file (`0::/path`), or None."""
+    try:
+        text = path.read_text()
+    except OSError:
+        return None
+    for line in text.splitlines():
+        if line.startswith("0::"):
+            return line[3:] or None
+    return None
+
+
+def cgroup_id_of(path: Path) -> int:
+    """A cgroup v2 id is the inode number of its directory (what bpf_get_current_cgroup_id returns)."""
+    return os.stat(path).st_ino
+
+
+def iter_pod_labels(labels: Mapping[str, str]) -> Iterable[tuple[str, str]]:
+    """The container labels that carry pod labels (POD_LABEL_PREFIX convention), prefix removed."""
+    for key, value in labels.items():
+        if key.startswith(POD_LABEL_PREFIX) and len(key) > len(POD_LABEL_PREFIX):
+            yield key[len(POD_LABEL_PREFIX):], value
