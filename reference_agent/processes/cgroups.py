@@ -1,0 +1,116 @@
+"""cgroup v2 ids and the container a cgroup belongs to.
+
+The kernel side reports `cgroup_id` (bpf_get_current_cgroup_id: the kernfs id, which is the
+inode number of the cgroup's directory on the cgroup2 filesystem); /proc/<pid>/cgroup gives a
+path. `CgroupIndex` maps one to the other, so processes seeded from /proc and processes
+reported by the kernel carry the same kind of id.
+
+Which container a cgroup is: the runtimes name the container's cgroup after its 64-hex id
+(docker: `docker-<id>.scope` or `/docker/<id>`; containerd/CRI: `cri-containerd-<id>.scope`,
+`/kubepods/.../<id>`; CRI-O: `crio-<id>.scope`; podman: `libpod-<id>.scope`).
+`container_id_from_cgroup_path` reads that id; a process without one is a host process (D15).
+The metadata layer, which talks to the runtimes, may pass the table its own resolver instead.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable
+
+# A container runtime's cgroup leaf: optional "<runtime>-" prefix, 64 hex, optional ".scope".
+_CONTAINER_COMPONENT = re.compile(r"^(?:(?P<prefix>[a-z][a-z0-9-]*)-)?(?P<id>[0-9a-f]{64})(?:\.scope)?$")
+# conmon (CRI-O's monitor) and similar helpers sit in a cgroup named after the container but
+# are not in it.
+_NOT_A_CONTAINER_PREFIXES = ("crio-conmon", "conmon", "libpod-conmon")
+
+# Cgroup trees on a node are small (hundreds of directories); a full walk to find an unknown
+# id is cheap, but an id that is nowhere (a cgroup removed since) must not trigger a walk per
+# event: negative answers are remembered, up to this many.
+_MAX_UNKNOWN_IDS = 4096
+_MAX_KNOWN_IDS = 65536
+
+
+def container_id_from_cgroup_path(path: str | None) -> str | None:
+    """The container id named by a cgroup v2 path, or None for a host cgroup."""
+    if not path:
+        return None
+    # The innermost container-looking component wins (nested cgroups under the container's).
+    for component in reversed(path.strip("/").split("/")):
+        m = _CONTAINER_COMPONENT.match(component)
+        if m and (m.group("prefix") or "") not in _NOT_A_CONTAINER_PREFIXES:
+            return m.group("id")
+    return None
+
+
+def find_cgroup2_mount(mounts_file: str = "/proc/self/mounts") -> str | None:
+    """Where the unified (v2) hierarchy is mounted: /sys/fs/cgroup, or .../unified on hybrid hosts."""
+    try:
+        with open(mounts_file) as f:
+            for line in f:
+                fields = line.split()
+                if len(fields) >= 3 and fields[2] == "cgroup2":
+                    return fields[1]
+    except OSError:
+        return None
+    return None
+
+
+class CgroupIndex:
+    """cgroup v2 path <-> id, under the mount point `root` (None: no cgroup v2, every id is 0)."""
+
+    def __init__(self, root: str | None) -> None:
+        self.root = root.rstrip("/") if root else None
+        self._path_of: dict[int, str] = {}
+        self._unknown: set[int] = set()
+        self.root_id = self.id_of("/")
+
+    def id_of(self, path: str | None) -> int:
+        """The id of the cgroup at `path` (as /proc/<pid>/cgroup writes it); 0 if unknown."""
+        if self.root is None or path is None:
+            return 0
+        rel = "/" + path.strip("/")
+        try:
+            ino = os.stat(self.root + rel.rstrip("/")).st_ino
+        except OSError:
+            return 0
+        self._remember(ino, rel)
+        return ino
+
+    def _remember(self, cgroup_id: int, rel: str) -> None:
+        # Containers come and go and each leaves a dead id behind; start over rather than grow.
+        if len(self._path_of) >= _MAX_KNOWN_IDS:
+            self._path_of.clear()
+        self._path_of[cgroup_id] = rel
+        self._unknown.discard(cgroup_id)
+
+    def path_of(self, cgroup_id: int) -> str | None:
+        """The path of a cgroup id, walking the hierarchy once if the id is new."""
+        if self.root is None or cgroup_id == 0:
+            return None
+        path = self._path_of.get(cgroup_id)
+        if path is not None or cgroup_id in self._unknown:
+            return path
+        for dirpath, _dirs, _files in os.walk(self.root):
+            try:
+                ino = os.stat(dirpath).st_ino
+            except OSError:
+                continue
+            self._remember(ino, dirpath[len(self.root) :] or "/")
+        path = self._path_of.get(cgroup_id)
+        if path is None:
+            if len(self._unknown) >= _MAX_UNKNOWN_IDS:
+                self._unknown.clear()
+            self._unknown.add(cgroup_id)
+        return path
+
+
+def container_resolver(index: CgroupIndex) -> Callable[[int], str | None]:
+    """The default cgroup id -> container id function of the process table."""
+
+    def resolve(cgroup_id: int) -> str | None:
+        if cgroup_id == 0 or cgroup_id == index.root_id:
+            return None
+        return container_id_from_cgroup_path(index.path_of(cgroup_id))
+
+    return resolve
