@@ -1,0 +1,329 @@
+"""What file and process events share: host/agent/container/orchestrator/policy fields,
+process identity, timestamps, and the D23 routing of one activity into one or two documents.
+
+Documents are built with dotted ECS names (easy to compare with the seed's tables) and turned
+into nested JSON objects by `nest()` just before they are written, as Elasticsearch documents
+usually are.
+
+Fields of the seed's tables that are never produced, each with the reason, are listed in
+NOT_KNOWN_ON_A_NODE; those produced only when configured in CONDITIONAL. Fields produced beyond
+the seed's tables (ECS names, known facts): container.name, container.runtime, orchestrator.type,
+orchestrator.resource.label, process.parent.pid, process.thread.id.
+"""
+
+from __future__ import annotations
+
+import base64
+import time
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Protocol
+
+from reference_agent.activity import Ancestry, ProcessSnapshot, TaskInfo
+from reference_agent.metadata.containers import ContainerInfo
+from reference_agent.metadata.host import AgentFacts, HostFacts
+
+ECS_VERSION = "8.7.0"
+
+# Seed fields left out, with the reason. Tests check every seed field is produced or listed.
+NOT_KNOWN_ON_A_NODE: Mapping[str, str] = {
+    "cloud.account.id": "needs a cloud metadata service; never faked",
+    "cloud.account.name": "needs a cloud metadata service; never faked",
+    "cloud.availability_zone": "needs a cloud metadata service; never faked",
+    "cloud.project.id": "needs a cloud metadata service; never faked",
+    "cloud.project.name": "needs a cloud metadata service; never faked",
+    "cloud.provider": "needs a cloud metadata service; never faked",
+    "cloud.region": "needs a cloud metadata service; never faked",
+    "event.agent_id_status": "set by Fleet Server's ingest pipeline, not by the agent",
+    "event.ingested": "set by the Elasticsearch ingest pipeline at indexing time",
+    "orchestrator.resource.parent.type": "pod owner (ReplicaSet...) is not in container labels",
+}
+# Produced only when configured (agent config) or when the container is a pod.
+CONDITIONAL: Mapping[str, str] = {
+    "orchestrator.cluster.id": "agent config cluster_id",
+    "orchestrator.cluster.name": "agent config cluster_name",
+    "cloud_defend.package_policy_id": "agent config package_policy_id",
+    "cloud_defend.package_policy_version": "agent config package_policy_version",
+}
+
+DATASET_FILE = "cloud_defend.file"
+DATASET_PROCESS = "cloud_defend.process"
+DATASET_ALERTS = "cloud_defend.alerts"
+
+
+def data_stream_name(dataset: str, namespace: str) -> str:
+    return f"logs-{dataset}-{namespace}"
+
+
+class BootClock:
+    """Boot-relative nanoseconds (bpf_ktime_get_boot_ns, task->start_boottime) -> wall clock.
+
+    The offset is taken once, so every event of one agent run converts a given kernel time to
+    the same instant. Entity ids use /proc/stat `btime` (whole seconds, identical across agent
+    restarts) so a process keeps its entity id when the agent restarts.
+    """
+
+    def __init__(self, boot_wall_ns: int | None = None, btime_s: int | None = None) -> None:
+        if boot_wall_ns is None:
+            boot_wall_ns = time.time_ns() - time.clock_gettime_ns(time.CLOCK_BOOTTIME)
+        self.boot_wall_ns = boot_wall_ns
+        self.btime_s = btime_s if btime_s is not None else _proc_btime() or boot_wall_ns // 1_000_000_000
+
+    def wall_ns(self, boot_ns: int) -> int:
+        return self.boot_wall_ns + boot_ns
+
+    def iso(self, boot_ns: int) -> str:
+        return iso_ns(self.wall_ns(boot_ns))
+
+    def epoch_seconds(self, boot_ns: int) -> int:
+        return self.btime_s + boot_ns // 1_000_000_000
+
+
+def _proc_btime(path: Path = Path("/proc/stat")) -> int | None:
+    try:
+        for line in path.read_text().splitlines():
+            if line.startswith("btime "):
+                return int(line.split()[1])
+    except (OSError, ValueError):
+        return None
+    return None
+
+
+def iso_ns(wall_ns: int) -> str:
+    """RFC 3339 UTC with milliseconds, as the seed's examples: 2023-03-20T16:03:59.520Z."""
+    dt = datetime.fromtimestamp(wall_ns // 1_000_000_000, tz=timezone.utc)
+    return dt.strftime("%Y-%m-%dT%H:%M:%S") + f".{(wall_ns // 1_000_000) % 1000:03d}Z"
+
+
+class NameResolver(Protocol):
+    def user(self, container: ContainerInfo | None, uid: int) -> str | None: ...
+    def group(self, container: ContainerInfo | None, gid: int) -> str | None: ...
+
+
+@dataclass(frozen=True)
+class EventContext:
+    """Everything an event needs besides the activity itself; built once per agent run."""
+
+    host: HostFacts
+    agent: AgentFacts
+    clock: BootClock
+    namespace: str = "default"
+    package_policy_id: str | None = None
+    package_policy_version: int | None = None
+    cluster_id: str | None = None
+    cluster_name: str | None = None
+    names: NameResolver | None = None
+
+    def entity_id(self, pid: int, start_time_ns: int) -> str:
+        """Seed format: base64("<agent.id>-<pid>-<process start, epoch seconds>")."""
+        raw = f"{self.agent.id}-{pid}-{self.clock.epoch_seconds(start_time_ns)}"
+        return base64.b64encode(raw.encode()).decode()
+
+    def user_name(self, container: ContainerInfo | None, uid: int) -> str | None:
+        return self.names.user(container, uid) if self.names else None
+
+    def group_name(self, container: ContainerInfo | None, gid: int) -> str | None:
+        return self.names.group(container, gid) if self.names else None
+
+
+def basename(path: str) -> str:
+    return path.rstrip("/").rsplit("/", 1)[-1]
+
+
+def base_fields(ctx: EventContext, container: ContainerInfo | None, selectors: Iterable[str],
+                timestamp_ns: int, trace_point: str | None, message: str) -> dict[str, Any]:
+    """Fields every event has, before routing (D23) adds kind/data_stream/type."""
+    fields: dict[str, Any] = {
+        "@timestamp": ctx.clock.iso(timestamp_ns),
+        "ecs.version": ECS_VERSION,
+        "message": message,
+        "event.created": iso_ns(time.time_ns()),
+        "cloud_defend.matched_selectors": list(selectors),
+    }
+    if trace_point:
+        fields["cloud_defend.trace_point"] = trace_point
+    if ctx.package_policy_id is not None:
+        fields["cloud_defend.package_policy_id"] = ctx.package_policy_id
+    if ctx.package_policy_version is not None:
+        fields["cloud_defend.package_policy_version"] = ctx.package_policy_version
+    fields.update(ctx.agent.ecs())
+    fields.update(ctx.host.ecs())
+    fields.update(container_fields(ctx, container))
+    return fields
+
+
+def container_fields(ctx: EventContext, container: ContainerInfo | None) -> dict[str, Any]:
+    if container is None:
+        return {}
+    fields: dict[str, Any] = {"container.id": container.id, "container.runtime": container.runtime}
+    if container.name:
+        fields["container.name"] = container.name
+    if container.image is not None:
+        fields["container.image.name"] = container.image.name
+        fields["container.image.tag"] = [container.image.tag]  # ECS: container.image.tag is an array
+    pod = container.pod
+    if pod is not None:
+        fields["orchestrator.type"] = "kubernetes"
+        fields["orchestrator.resource.type"] = "pod"
+        fields["orchestrator.resource.name"] = pod.name
+        if pod.namespace:
+            fields["orchestrator.namespace"] = pod.namespace
+        if pod.ip:
+            fields["orchestrator.resource.ip"] = [pod.ip]  # ECS: array of ip
+        if pod.labels:
+            # ECS 8.x: orchestrator.resource.label is an array of "key:value" strings.
+            fields["orchestrator.resource.label"] = [f"{k}:{v}" for k, v in sorted(pod.labels.items())]
+        if ctx.cluster_id is not None:
+            fields["orchestrator.cluster.id"] = ctx.cluster_id
+        if ctx.cluster_name is not None:
+            fields["orchestrator.cluster.name"] = ctx.cluster_name
+    return fields
+
+
+def task_fields(ctx: EventContext, task: TaskInfo, container: ContainerInfo | None,
+                executable: str | None = None) -> dict[str, Any]:
+    """process.* of the acting task plus user.*/group.* (effective ids, D16)."""
+    exe = executable if executable is not None else task.executable
+    fields: dict[str, Any] = {
+        "process.pid": task.pid,
+        "process.entity_id": ctx.entity_id(task.pid, task.start_time_ns),
+        "process.executable": exe,
+        "process.name": basename(exe),  # D16: basename of the executable, not comm
+        "process.interactive": task.tty,
+        "process.start": ctx.clock.iso(task.start_time_ns),
+        "process.parent.pid": task.ppid,
+        "user.id": str(task.uid),
+        "group.id": str(task.gid),
+    }
+    if task.tid != task.pid:
+        fields["process.thread.id"] = task.tid
+    user = ctx.user_name(container, task.uid)
+    if user is not None:
+        fields["user.name"] = user
+    group = ctx.group_name(container, task.gid)
+    if group is not None:
+        fields["group.name"] = group
+    return fields
+
+
+RELATIVES = ("parent", "session_leader", "entry_leader", "group_leader")
+
+
+def relative_fields(ctx: EventContext, task: TaskInfo, container: ContainerInfo | None,
+                    ancestry: Ancestry | None, *, full: bool) -> dict[str, Any]:
+    """process.<relative>.* from the process table; only what it knows.
+
+    File events carry only the relatives' entity ids (seed table); process events the full set.
+    """
+    if ancestry is None:
+        return {}
+    fields: dict[str, Any] = {}
+    if ancestry.working_directory and full:
+        fields["process.working_directory"] = ancestry.working_directory
+    for relation in RELATIVES:
+        snap: ProcessSnapshot | None = getattr(ancestry, relation)
+        if snap is None:
+            continue
+        prefix = f"process.{relation}."
+        fields[prefix + "entity_id"] = ctx.entity_id(snap.pid, snap.start_time_ns)
+        if not full:
+            continue
+        fields[prefix + "pid"] = snap.pid
+        fields[prefix + "start"] = ctx.clock.iso(snap.start_time_ns)
+        fields[prefix + "same_as_process"] = (snap.pid == task.pid and snap.start_time_ns == task.start_time_ns)
+        if snap.executable is not None:
+            fields[prefix + "executable"] = snap.executable
+            fields[prefix + "name"] = basename(snap.executable)
+        if snap.args is not None:
+            fields[prefix + "args"] = list(snap.args)
+        if snap.tty is not None:
+            fields[prefix + "interactive"] = snap.tty
+        if snap.working_directory is not None:
+            fields[prefix + "working_directory"] = snap.working_directory
+        if snap.uid is not None:
+            fields[prefix + "user.id"] = str(snap.uid)
+            name = ctx.user_name(container, snap.uid)
+            if name is not None:
+                fields[prefix + "user.name"] = name
+        if snap.gid is not None:
+            fields[prefix + "group.id"] = str(snap.gid)
+            name = ctx.group_name(container, snap.gid)
+            if name is not None:
+                fields[prefix + "group.name"] = name
+        if relation in ("entry_leader", "session_leader") and container is not None:
+            # The seed's entry_meta.type: the session entered through the container runtime.
+            fields[prefix + "entry_meta.type"] = "container"
+    return fields
+
+
+@dataclass(frozen=True)
+class Document:
+    """One ECS document bound for one data stream."""
+
+    data_stream: str
+    fields: Mapping[str, Any]  # dotted names
+
+    def nested(self) -> dict[str, Any]:
+        return nest(self.fields)
+
+
+def route(fields: Mapping[str, Any], *, actions: frozenset[str], stream_dataset: str, category: str,
+          event_type: list[str], blocked: bool, namespace: str) -> list[Document]:
+    """D23: log -> the file/process stream (kind event), alert -> alerts stream (kind alert).
+
+    Both -> two documents with distinct event.id, otherwise identical except event.kind and
+    data_stream.*. Blocked -> "denied" in event.type of every document.
+    """
+    types = list(event_type)
+    if blocked and "denied" not in types:
+        types.append("denied")
+    targets: list[tuple[str, str]] = []
+    if "log" in actions:
+        targets.append((stream_dataset, "event"))
+    if "alert" in actions:
+        targets.append((DATASET_ALERTS, "alert"))
+    docs = []
+    for dataset, kind in targets:
+        doc = dict(fields)
+        doc.update({
+            "event.id": str(uuid.uuid4()),
+            "event.kind": kind,
+            "event.category": [category],
+            "event.type": list(types),
+            "event.dataset": dataset,
+            "data_stream.type": "logs",
+            "data_stream.dataset": dataset,
+            "data_stream.namespace": namespace,
+        })
+        docs.append(Document(data_stream_name(dataset, namespace), doc))
+    return docs
+
+
+def nest(dotted: Mapping[str, Any]) -> dict[str, Any]:
+    """{"a.b": 1, "a.c": 2} -> {"a": {"b": 1, "c": 2}}; "@timestamp" stays top-level."""
+    out: dict[str, Any] = {}
+    for key in sorted(dotted):
+        parts = key.split(".")
+        node = out
+        for part in parts[:-1]:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise ValueError(f"ECS field {key!r} collides with a value at {part!r}")
+            node = child
+        node[parts[-1]] = dotted[key]
+    return out
+
+
+def flatten(nested: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Inverse of nest() (lists of objects, e.g. process.previous, stay values)."""
+    out: dict[str, Any] = {}
+    for key, value in nested.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(flatten(value, name + "."))
+        else:
+            out[name] = value
+    return out
