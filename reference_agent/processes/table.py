@@ -35,7 +35,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from reference_agent.activity import TaskInfo
+from reference_agent.activity import Ancestry, ProcessSnapshot, TaskInfo
 
 from . import procfs
 from .cgroups import CgroupIndex, container_resolver, find_cgroup2_mount
@@ -112,8 +112,11 @@ class ProcessTable:
         host_root: str = "/",
         boot_time_ns: int | None = None,
         container_of: Callable[[int], str | None] | None = None,
+        entity_ids: Callable[[int, int], str] | None = None,
         max_records: int = DEFAULT_MAX_RECORDS,
     ) -> None:
+        """`entity_ids(pid, start_ns_since_boot)` replaces the default formula (entity_id.py)
+        when the agent wants one formula shared with its ECS builders."""
         if max_records < 1:
             raise ValueError("max_records must be at least 1")
         self.agent_id = agent_id
@@ -124,6 +127,7 @@ class ProcessTable:
             cgroup_root = find_cgroup2_mount(f"{self.proc_root}/self/mounts")
         self.cgroups = CgroupIndex(cgroup_root)
         self._container_of = container_of or container_resolver(self.cgroups)
+        self._entity_ids = entity_ids
         self.max_records = max_records
         self._names = AccountNames()
         self._records: dict[Key, _Record] = {}
@@ -160,6 +164,35 @@ class ProcessTable:
         """The running process `pid` and its relatives, or None if the table does not know it."""
         rec = self._live_record(pid)
         return self._facts(rec) if rec else None
+
+    def ancestry(self, pid: int) -> Ancestry | None:
+        """The relatives of `pid` as the ECS builders' seam (activity.Ancestry) takes them."""
+        rec = self._live_record(pid)
+        if rec is None:
+            return None
+
+        def snapshot(key: Key | None) -> ProcessSnapshot | None:
+            other = self._records.get(key) if key is not None else None
+            if other is None:
+                return None
+            return ProcessSnapshot(
+                pid=other.pid,
+                start_time_ns=other.start_ns,
+                executable=other.executable,
+                args=other.args,
+                uid=other.uid,
+                gid=other.gid,
+                tty=other.tty,
+                working_directory=other.cwd,
+            )
+
+        return Ancestry(
+            parent=snapshot(rec.parent),
+            session_leader=snapshot(rec.session),
+            entry_leader=snapshot(rec.entry),
+            group_leader=snapshot(rec.group),
+            working_directory=rec.cwd,
+        )
 
     def stats(self) -> ProcessTableStats:
         return ProcessTableStats(
@@ -501,6 +534,8 @@ class ProcessTable:
         self._retained.pop(key, None)
 
     def _eid(self, rec: _Record) -> str:
+        if self._entity_ids is not None:
+            return self._entity_ids(rec.pid, rec.start_ns)
         return make_entity_id(self.agent_id, rec.pid, self.boot_time_ns + rec.start_ns)
 
     def _describe(

@@ -1,0 +1,139 @@
+"""Seeding from a fake /proc: relatives, names, entry leader, ECS keys."""
+
+from __future__ import annotations
+
+from reference_agent.processes import ProcessTable, iso_timestamp
+from reference_agent.processes.procfs import NS_PER_TICK, parse_stat
+
+from .conftest import make_table
+from .fakeproc import BTIME, CID, FakeProc
+
+
+def test_kernel_threads_are_skipped_and_processes_are_live(table: ProcessTable) -> None:
+    assert table.live_pids() == [1, 50, 60, 200, 210, 220, 300]
+    assert 2 not in table
+
+
+def test_parent_session_group_and_entry_leader(table: ProcessTable) -> None:
+    facts = table.describe(220)
+    assert facts is not None
+    assert facts.parent.pid == 210
+    assert facts.session_leader.pid == 200  # sid 200
+    assert facts.group_leader.pid == 210  # pgid 210
+    assert facts.entry_leader.pid == 200  # first process of the container: parent 50 is outside
+    assert facts.container_id == CID
+    assert facts.process.executable == "/usr/bin/python3"
+    assert facts.process.name == "python3"
+    assert facts.process.args == ("python3", "-c", "pass")
+    assert facts.process.working_directory == "/app"
+    assert facts.process.interactive is True
+    assert facts.parent.args == ("sleep", "100")
+
+
+def test_same_as_process_and_entry_meta(table: ProcessTable) -> None:
+    ecs = table.describe(200).to_ecs()
+    # bash is its own session, group and entry leader
+    for prefix in ("session_leader", "group_leader", "entry_leader"):
+        assert ecs[f"process.{prefix}.same_as_process"] is True
+        assert ecs[f"process.{prefix}.pid"] == 200
+    assert ecs["process.parent.same_as_process"] is False
+    assert ecs["process.entry_leader.entry_meta.type"] == "container"
+    assert ecs["process.session_leader.entry_meta.type"] == "container"  # it is the entry leader
+    assert "process.group_leader.entry_meta.type" not in ecs
+
+    ecs = table.describe(210).to_ecs()
+    assert ecs["process.group_leader.same_as_process"] is True
+    assert ecs["process.session_leader.same_as_process"] is False
+    assert ecs["process.entry_leader.same_as_process"] is False
+
+
+def test_docker_exec_process_is_its_own_entry_leader(table: ProcessTable) -> None:
+    facts = table.describe(300)
+    assert facts.entry_leader.pid == 300
+    assert facts.entry_leader.same_as_process is True
+    assert facts.parent.pid == 50  # containerd-shim, on the host
+
+
+def test_host_processes_have_no_entry_leader(table: ProcessTable) -> None:
+    facts = table.describe(60)
+    assert facts.container_id is None
+    assert facts.entry_leader is None
+    ecs = facts.to_ecs()
+    assert not any(k.startswith("process.entry_leader.") for k in ecs)
+    assert facts.parent.pid == 1
+
+
+def test_names_come_from_the_containers_own_files(table: ProcessTable) -> None:
+    ecs = table.describe(210).to_ecs()
+    # uid 1000 is "app" in the container and "hostuser" on the host: the container wins
+    assert (ecs["user.id"], ecs["user.name"]) == ("1000", "app")
+    assert (ecs["group.id"], ecs["group.name"]) == ("1000", "appgrp")
+    assert ecs["process.session_leader.user.name"] == "root"
+    # the host process gets the host's names
+    ecs = table.describe(60).to_ecs()
+    assert (ecs["user.name"], ecs["group.name"]) == ("hostuser", "hostgroup")
+
+
+def test_unknown_names_are_omitted_not_faked(table: ProcessTable) -> None:
+    ecs = table.describe(220).to_ecs()
+    assert ecs["user.id"] == "4242" and ecs["group.id"] == "4242"
+    assert "user.name" not in ecs and "group.name" not in ecs
+
+
+def test_container_without_readable_root_gets_no_host_names(fake: FakeProc) -> None:
+    (fake.proc / "210" / "root").unlink()  # as if the container's root vanished
+    table = make_table(fake)
+    table.seed()
+    ecs = table.describe(210).to_ecs()
+    assert ecs["user.id"] == "1000"
+    assert "user.name" not in ecs  # not the host's "hostuser"
+
+
+def test_symlinked_passwd_in_a_container_is_not_followed(fake: FakeProc) -> None:
+    evil = fake.make_root("evil", None, None)
+    (evil / "etc" / "passwd").symlink_to(fake.host / "etc" / "passwd")
+    fake.add(400, 50, exe="/bin/sh", args=["sh"], start_ticks=500, uid=1000,
+             cgroup=f"/kubepods/pod1/cri-containerd-{'b' * 64}.scope", root=evil)
+    table = make_table(fake)
+    table.seed()
+    facts = table.describe(400)
+    assert facts.container_id == "b" * 64
+    assert facts.process.user_name is None
+
+
+def test_start_and_ecs_keys(table: ProcessTable) -> None:
+    ecs = table.describe(210).to_ecs()
+    start_ns = BTIME * 1_000_000_000 + 300 * NS_PER_TICK
+    assert ecs["process.start"] == iso_timestamp(start_ns)
+    assert ecs["process.parent.start"] == iso_timestamp(BTIME * 1_000_000_000 + 200 * NS_PER_TICK)
+    assert ecs["process.args"] == ["sleep", "100"]
+    assert ecs["process.pid"] == 210
+    assert ecs["process.parent.pid"] == 200
+    assert ecs["process.parent.working_directory"] == "/app"
+    assert ecs["process.parent.name"] == "bash"
+    assert ecs["process.interactive"] is True
+    assert "process.previous" not in ecs and "process.end" not in ecs
+    assert "process.same_as_process" not in ecs
+
+
+def test_iso_timestamp_format() -> None:
+    assert iso_timestamp(1679328239_520_123_456) == "2023-03-20T16:03:59.520Z"
+
+
+def test_parse_stat_with_parentheses_in_comm() -> None:
+    stat = parse_stat("60 (a) b (c) S 1 61 62 34816 -1 4194304 " + "0 " * 12 + "777 0 0\n")
+    assert (stat.pid, stat.ppid, stat.pgid, stat.sid, stat.tty_nr) == (60, 1, 61, 62, 34816)
+    assert stat.start_ns == 777 * NS_PER_TICK
+    assert not stat.kernel_thread
+
+
+def test_dead_session_leader_at_seed_is_omitted(fake: FakeProc) -> None:
+    fake.remove(200)  # the session leader is gone before the agent starts; 210 is reparented
+    fake.add(210, 1, exe="/usr/bin/sleep", args=["sleep", "100"], sid=200, pgid=210, start_ticks=300,
+             cgroup="/system.slice/docker-" + CID + ".scope")
+    table = make_table(fake)
+    table.seed()
+    facts = table.describe(210)
+    assert facts.session_leader is None
+    assert facts.parent.pid == 1
+    assert facts.group_leader.pid == 210
