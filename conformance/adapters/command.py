@@ -1,0 +1,254 @@
+"""Any implementation as commands, described by a small YAML adapter file (--adapter FILE).
+
+```yaml
+name: my-agent
+evaluate: [my-agent, policy, evaluate, "{policy}", --operation, "-"]  # engine tier (stdin: JSON list)
+agent:                                   # kernel tier
+  start: [my-agent, run, --policy, "{policy}", --events, "{events_dir}"]
+  ready: {path: "{workdir}/ready", timeout: 30}   # or {delay: 2}
+  stop: {signal: TERM, timeout: 10}               # or {command: [...]}
+  load_policy: [my-agent, reload, "{policy}"]     # optional: then started once per session
+  requires_bpf_lsm: true
+  env: {LOG_LEVEL: debug}
+events:
+  ndjson: "{events_dir}/{data_stream}.ndjson"     # a file per data stream, or
+  elasticsearch: true                             # the suite's own _bulk endpoint at {es_url}
+```
+
+Placeholders in any string: {policy} {workdir} {events_dir} {es_url} {scenario} {adapter_dir}
+{python}. Full reference: docs/scenarios.md.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from conformance import yamlpos
+
+
+class AdapterError(Exception):
+    """A bad adapter file: one line with file:line and field."""
+
+
+@dataclass(frozen=True)
+class AgentSpec:
+    start: tuple[str, ...]
+    ready_path: str | None = None
+    ready_delay: float = 0.0
+    ready_timeout: float = 30.0
+    stop_signal: str = "TERM"
+    stop_command: tuple[str, ...] | None = None
+    stop_timeout: float = 10.0
+    load_policy: tuple[str, ...] | None = None
+    requires_bpf_lsm: bool = True
+    env: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class EventsSpec:
+    ndjson: str | None = None  # a path template with {data_stream}
+    elasticsearch: bool = False
+
+
+@dataclass(frozen=True)
+class AdapterSpec:
+    name: str
+    evaluate: tuple[str, ...] | None
+    agent: AgentSpec | None
+    events: EventsSpec | None
+    base_dir: Path | None  # the adapter file's directory ({adapter_dir})
+
+
+def load_adapter(path: Path) -> AdapterSpec:
+    try:
+        doc = yamlpos.load(path.read_text(encoding="utf-8"))
+    except OSError as error:
+        raise AdapterError(f"{path}: cannot read adapter file: {error}") from None
+    except yamlpos.YamlSyntaxError as error:
+        raise AdapterError(f"{path}:{error.line}:{error.column}: YAML syntax: {error.message}") from None
+
+    def fail(where: tuple, message: str) -> AdapterError:
+        line, column = doc.position(where)
+        return AdapterError(f"{path}:{line}:{column}: {yamlpos.dotted(where) or '(adapter)'}: {message}")
+
+    def mapping(obj: Any, where: tuple, allowed: set[str]) -> dict:
+        if not isinstance(obj, dict):
+            raise fail(where, "must be a mapping")
+        for key in obj:
+            if key not in allowed:
+                raise fail(where + (key,), f"unknown key (allowed: {', '.join(sorted(allowed))})")
+        return obj
+
+    def argv(obj: Any, where: tuple) -> tuple[str, ...]:
+        if not (isinstance(obj, list) and obj and all(isinstance(a, (str, int, float)) for a in obj)):
+            raise fail(where, "must be a non-empty list of strings (argv, no shell)")
+        return tuple(str(a) for a in obj)
+
+    def number(obj: Any, where: tuple) -> float:
+        if isinstance(obj, bool) or not isinstance(obj, (int, float)) or obj < 0:
+            raise fail(where, "must be a non-negative number of seconds")
+        return float(obj)
+
+    top = mapping(doc.data, (), {"name", "evaluate", "agent", "events"})
+    if not isinstance(top.get("name"), str):
+        raise fail(("name",), "required: a string")
+    evaluate = argv(top["evaluate"], ("evaluate",)) if "evaluate" in top else None
+    agent = None
+    if "agent" in top:
+        a = mapping(top["agent"], ("agent",), {"start", "ready", "stop", "load_policy", "requires_bpf_lsm", "env"})
+        if "start" not in a:
+            raise fail(("agent",), "`start` is required")
+        ready = mapping(a.get("ready", {}), ("agent", "ready"), {"path", "delay", "timeout"})
+        stop = mapping(a.get("stop", {}), ("agent", "stop"), {"signal", "command", "timeout"})
+        sig = str(stop.get("signal", "TERM")).removeprefix("SIG")
+        if not hasattr(signal, f"SIG{sig}"):
+            raise fail(("agent", "stop", "signal"), f"unknown signal {sig!r}")
+        env = mapping(a.get("env", {}), ("agent", "env"), set(a.get("env", {}) or {}))
+        if not isinstance(a.get("requires_bpf_lsm", True), bool):
+            raise fail(("agent", "requires_bpf_lsm"), "must be true or false")
+        agent = AgentSpec(
+            start=argv(a["start"], ("agent", "start")),
+            ready_path=str(ready["path"]) if "path" in ready else None,
+            ready_delay=number(ready.get("delay", 0), ("agent", "ready", "delay")),
+            ready_timeout=number(ready.get("timeout", 30), ("agent", "ready", "timeout")),
+            stop_signal=sig,
+            stop_command=argv(stop["command"], ("agent", "stop", "command")) if "command" in stop else None,
+            stop_timeout=number(stop.get("timeout", 10), ("agent", "stop", "timeout")),
+            load_policy=argv(a["load_policy"], ("agent", "load_policy")) if "load_policy" in a else None,
+            requires_bpf_lsm=a.get("requires_bpf_lsm", True),
+            env=tuple((str(k), str(v)) for k, v in env.items()),
+        )
+    events = None
+    if "events" in top:
+        e = mapping(top["events"], ("events",), {"ndjson", "elasticsearch"})
+        if ("ndjson" in e) == bool(e.get("elasticsearch")):
+            raise fail(("events",), "give exactly one of `ndjson: PATH-TEMPLATE` or `elasticsearch: true`")
+        if "ndjson" in e and "{data_stream}" not in str(e["ndjson"]):
+            raise fail(("events", "ndjson"), "the path template must contain {data_stream}")
+        events = EventsSpec(ndjson=str(e["ndjson"]) if "ndjson" in e else None, elasticsearch=bool(e.get("elasticsearch")))
+    if agent is not None and events is None:
+        raise fail(("agent",), "an agent needs `events:` (where its events arrive)")
+    if evaluate is None and agent is None:
+        raise fail((), "give `evaluate` (engine tier) and/or `agent` (kernel tier)")
+    return AdapterSpec(top["name"], evaluate, agent, events, path.resolve().parent)
+
+
+def expand(template: str, values: dict[str, str]) -> str:
+    """Replace {placeholders}; unknown ones stay as they are (they may be the program's own)."""
+    for key, value in values.items():
+        template = template.replace("{" + key + "}", value)
+    return template
+
+
+def base_values(spec: AdapterSpec) -> dict[str, str]:
+    values = {"python": sys.executable}
+    if spec.base_dir is not None:
+        values["adapter_dir"] = str(spec.base_dir)
+    return values
+
+
+class EngineCallError(Exception):
+    """The evaluate command failed or broke the output contract."""
+
+
+def run_evaluate(argv: list[str], operations: list[dict[str, Any]], timeout: float = 60.0) -> list[dict[str, Any]]:
+    """Run an evaluate command (the `d4c policy evaluate` contract) with a JSON list on stdin."""
+    try:
+        done = subprocess.run(argv, input=json.dumps(operations), capture_output=True, text=True, timeout=timeout)
+    except FileNotFoundError:
+        raise EngineCallError(f"command not found: {argv[0]}") from None
+    except subprocess.TimeoutExpired:
+        raise EngineCallError(f"`{' '.join(argv)}` did not answer within {timeout:g}s") from None
+    if done.returncode != 0:
+        what = {1: "rejected the policy", 2: "rejected an operation or its usage"}.get(done.returncode, "failed")
+        raise EngineCallError(
+            f"`{' '.join(argv)}` {what} (exit {done.returncode}):\n{done.stderr.strip() or done.stdout.strip()}"
+        )
+    try:
+        verdicts = json.loads(done.stdout)
+    except json.JSONDecodeError as error:
+        raise EngineCallError(f"output is not JSON ({error}): {done.stdout[:200]!r}") from None
+    if not isinstance(verdicts, list) or len(verdicts) != len(operations):
+        raise EngineCallError(f"expected a JSON list of {len(operations)} verdicts, got: {done.stdout[:200]!r}")
+    return verdicts
+
+
+@dataclass
+class AgentProcess:
+    """A running implementation agent (kernel tier)."""
+
+    spec: AgentSpec
+    values: dict[str, str]
+    process: subprocess.Popen | None = None
+    log_path: Path | None = None
+    env: dict[str, str] = field(default_factory=dict)
+
+    def start(self) -> None:
+        argv = [expand(a, self.values) for a in self.spec.start]
+        self.env = {**os.environ, **{k: expand(v, self.values) for k, v in self.spec.env}}
+        self.log_path = Path(self.values["workdir"]) / "agent.log"
+        log = open(self.log_path, "ab")
+        try:
+            self.process = subprocess.Popen(
+                argv, stdout=log, stderr=subprocess.STDOUT, env=self.env, start_new_session=True
+            )
+        except OSError as error:
+            raise AdapterError(f"cannot start agent `{' '.join(argv)}`: {error}") from None
+        finally:
+            log.close()
+        self._wait_ready()
+
+    def _wait_ready(self) -> None:
+        deadline = time.monotonic() + self.spec.ready_timeout
+        if self.spec.ready_path:
+            ready = Path(expand(self.spec.ready_path, self.values))
+            while not ready.exists():
+                self._check_alive()
+                if time.monotonic() > deadline:
+                    raise AdapterError(f"agent not ready: {ready} did not appear within {self.spec.ready_timeout:g}s")
+                time.sleep(0.05)
+        if self.spec.ready_delay:
+            time.sleep(self.spec.ready_delay)
+        self._check_alive()
+
+    def _check_alive(self) -> None:
+        if self.process is not None and self.process.poll() is not None:
+            raise AdapterError(f"agent exited with {self.process.returncode} during startup:\n{self.log_tail()}")
+
+    def load_policy(self) -> None:
+        if self.spec.load_policy is None:
+            return
+        argv = [expand(a, self.values) for a in self.spec.load_policy]
+        done = subprocess.run(argv, capture_output=True, text=True, env=self.env or None, timeout=60)
+        if done.returncode != 0:
+            raise AdapterError(f"`{' '.join(argv)}` failed (exit {done.returncode}): {done.stderr.strip()}")
+
+    def stop(self) -> None:
+        if self.process is None:
+            return
+        if self.spec.stop_command:
+            subprocess.run([expand(a, self.values) for a in self.spec.stop_command], timeout=60, check=False)
+        elif self.process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, getattr(signal, f"SIG{self.spec.stop_signal}"))
+        try:
+            self.process.wait(timeout=self.spec.stop_timeout)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+        self.process = None
+
+    def log_tail(self, lines: int = 20) -> str:
+        if self.log_path is None or not self.log_path.exists():
+            return "(no agent log)"
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])

@@ -1,0 +1,103 @@
+"""--target: what the scenarios run against. Each target answers the engine tier, the kernel
+tier, or both, and says why when it cannot (the item is then skipped with that reason)."""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from conformance.adapters import reference
+from conformance.adapters.command import AdapterSpec, base_values, expand, load_adapter, run_evaluate
+from conformance.probe import bpf_lsm_missing
+
+TARGETS = ("reference", "command", "engine")
+
+
+class Target:
+    name: str = "?"
+
+    def engine_unavailable(self) -> str | None:
+        return None
+
+    def evaluate(self, policy_text: str, policy_file: Path, operations: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        raise NotImplementedError
+
+    def kernel_unavailable(self) -> str | None:
+        return None
+
+    def agent_adapter(self) -> AdapterSpec:
+        raise NotImplementedError
+
+
+@dataclass
+class ReferenceTarget(Target):
+    name: str = "reference"
+
+    def engine_unavailable(self) -> str | None:
+        return reference.unavailable_reason()
+
+    def evaluate(self, policy_text, policy_file, operations):
+        return reference.evaluate(policy_text, operations)
+
+    def kernel_unavailable(self) -> str | None:
+        return reference.agent_unavailable_reason() or bpf_lsm_missing()
+
+    def agent_adapter(self) -> AdapterSpec:
+        return reference.agent_adapter()
+
+
+@dataclass
+class CommandTarget(Target):
+    spec: AdapterSpec
+    name: str = "command"
+
+    def engine_unavailable(self) -> str | None:
+        if self.spec.evaluate is None:
+            return f"adapter {self.spec.name!r} has no `evaluate` command (engine tier)"
+        return None
+
+    def evaluate(self, policy_text, policy_file, operations):
+        assert self.spec.evaluate is not None
+        values = {**base_values(self.spec), "policy": str(policy_file)}
+        return run_evaluate([expand(a, values) for a in self.spec.evaluate], operations)
+
+    def kernel_unavailable(self) -> str | None:
+        if self.spec.agent is None:
+            return f"adapter {self.spec.name!r} has no `agent` (kernel tier)"
+        if self.spec.agent.requires_bpf_lsm:
+            return bpf_lsm_missing()
+        return None
+
+    def agent_adapter(self) -> AdapterSpec:
+        return self.spec
+
+
+@dataclass
+class EngineTarget(Target):
+    command: tuple[str, ...] = ("d4c",)
+    name: str = "engine"
+
+    def evaluate(self, policy_text, policy_file, operations):
+        argv = [*self.command, "policy", "evaluate", str(policy_file), "--operation", "-"]
+        return run_evaluate(argv, operations)
+
+    def kernel_unavailable(self) -> str | None:
+        return "--target engine runs the engine tier only"
+
+
+def make_target(name: str, adapter: str | None, engine_command: str) -> Target:
+    """Raises ValueError (a usage error) for an inconsistent choice."""
+    if name == "reference":
+        return ReferenceTarget()
+    if name == "engine":
+        command = tuple(shlex.split(engine_command))
+        if not command:
+            raise ValueError("--engine-command is empty")
+        return EngineTarget(command)
+    if name == "command":
+        if not adapter:
+            raise ValueError("--target command needs --adapter FILE")
+        return CommandTarget(load_adapter(Path(adapter)))
+    raise ValueError(f"unknown --target {name!r} (choose from {', '.join(TARGETS)})")
