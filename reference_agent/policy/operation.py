@@ -60,6 +60,30 @@ class Process:
     session_leader_interactive: bool | None = None
 
 
+# The attributes selectors test, flattened once per operation into `Operation.facts` so the
+# matcher reads them by position (see matcher.py). None = unknown: no condition on it holds.
+FACT_SLOTS: tuple[str, ...] = (
+    "file.path",
+    "file.mount",
+    "container.name",
+    "container.tag",
+    "container.full",
+    "orchestrator.type",
+    "orchestrator.cluster_id",
+    "orchestrator.cluster_name",
+    "orchestrator.namespace",
+    "orchestrator.resource_name",
+    "orchestrator.label_map",
+    "process.executable",
+    "process.name",
+    "process.user_id",
+    "process.user_name",
+    "process.session_leader_executable",
+    "process.session_leader_interactive",
+)
+SLOT: dict[str, int] = {name: i for i, name in enumerate(FACT_SLOTS)}
+
+
 @dataclass(frozen=True)
 class Operation:
     kind: str  # file | process
@@ -68,6 +92,22 @@ class Operation:
     container: Container | None = None  # None: a host process, matches nothing (D15)
     orchestrator: Orchestrator | None = None  # None: not managed by Kubernetes (D15)
     process: Process | None = None
+    # Derived: the FACT_SLOTS values, and a bit mask of those that are known (not None).
+    facts: tuple[Any, ...] = field(default=(), init=False, repr=False, compare=False, hash=False)
+    known: int = field(default=0, init=False, repr=False, compare=False, hash=False)
+
+    def __post_init__(self) -> None:
+        facts = []
+        for name in FACT_SLOTS:
+            owner, attribute = name.split(".")
+            obj = getattr(self, owner)
+            facts.append(None if obj is None else getattr(obj, attribute))
+        known = 0
+        for i, value in enumerate(facts):
+            if value is not None:
+                known |= 1 << i
+        object.__setattr__(self, "facts", tuple(facts))
+        object.__setattr__(self, "known", known)
 
 
 # --- D13: image references ------------------------------------------------------------------
