@@ -10,6 +10,7 @@ import sys
 # Every registered command sets `func(args) -> int` as its parser default.
 COMMAND_MODULES = (
     "reference_agent.policy.cli",  # d4c policy validate|evaluate
+    "conformance.cli",  # d4c scenario lint
 )
 
 
