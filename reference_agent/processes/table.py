@@ -457,7 +457,10 @@ class ProcessTable:
                 return parent.entry
             seen.add(parent.key)
             current = parent
-            parent = self._records.get(parent.parent) if parent.parent else None
+            # During seed() a parent may not be linked yet (same start tick, pid wrapped):
+            # fall back to its ppid.
+            up = parent.parent or self._live.get(parent.ppid)
+            parent = self._records.get(up) if up else None
         return current.key
 
     def _compute_links(self, rec: _Record) -> tuple[Key | None, ...]:
