@@ -10,13 +10,14 @@
     ledger = EndLedger()                    # D20: end events exactly for processes with events
 """
 
-from .emission import EndLedger
+from .emission import EndLedger, OwedEnd
 from .entity_id import entity_id, parse_entity_id
 from .facts import ProcessDescription, ProcessFacts, ProcessImage, iso_timestamp
 from .table import ProcessTable, ProcessTableStats
 
 __all__ = [
     "EndLedger",
+    "OwedEnd",
     "ProcessDescription",
     "ProcessFacts",
     "ProcessImage",

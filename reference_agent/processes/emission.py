@@ -14,8 +14,19 @@ ends) and, as a last resort, by the cap, which drops the oldest debts and counts
 from __future__ import annotations
 
 from collections import OrderedDict
+from dataclasses import dataclass
 
 DEFAULT_MAX_OWED = 65536  # same order as the process table's cap
+
+
+@dataclass(frozen=True)
+class OwedEnd:
+    """An end event owed to one process, with what its fork/exec event had (the end carries
+    the same selectors and actions, so it lands in the same data streams)."""
+
+    pid: int
+    selectors: tuple[str, ...] = ()
+    actions: frozenset[str] = frozenset()
 
 
 class EndLedger:
@@ -25,20 +36,26 @@ class EndLedger:
         if max_owed < 1:
             raise ValueError("max_owed must be at least 1")
         self.max_owed = max_owed
-        self._owed: OrderedDict[str, int] = OrderedDict()  # entity id -> pid
+        self._owed: OrderedDict[str, OwedEnd] = OrderedDict()  # by entity id
         self.dropped = 0  # debts dropped by the cap: ends that will never be emitted
 
     def __len__(self) -> int:
         return len(self._owed)
 
-    def note_emitted(self, entity_id: str, pid: int) -> None:
-        """A fork or exec event of this process was emitted (repeats are harmless)."""
-        if entity_id in self._owed:
+    def note_emitted(
+        self, entity_id: str, pid: int, selectors: tuple[str, ...] = (), actions: frozenset[str] = frozenset()
+    ) -> None:
+        """A fork or exec event of this process was emitted. Repeats (fork then exec) still owe
+        one end; it carries the union of their selectors (first-seen order) and actions."""
+        known = self._owed.get(entity_id)
+        if known is not None:
+            merged = known.selectors + tuple(s for s in selectors if s not in known.selectors)
+            self._owed[entity_id] = OwedEnd(pid, merged, known.actions | actions)
             return
         if len(self._owed) >= self.max_owed:
             self._owed.popitem(last=False)
             self.dropped += 1
-        self._owed[entity_id] = pid
+        self._owed[entity_id] = OwedEnd(pid, tuple(selectors), frozenset(actions))
 
     def owes_end(self, entity_id: str) -> bool:
         """Whether an end event is owed for this process (does not settle it)."""
@@ -48,9 +65,13 @@ class EndLedger:
         """The process ended: True exactly once if an end event must be emitted now."""
         return self._owed.pop(entity_id, None) is not None
 
+    def settle(self, entity_id: str) -> OwedEnd | None:
+        """As settle_end, returning what the end event should carry (None: nothing owed)."""
+        return self._owed.pop(entity_id, None)
+
     def forget(self, entity_id: str) -> None:
         """Drop a debt without emitting (the caller has handled the process some other way)."""
         self._owed.pop(entity_id, None)
 
     def owed_pids(self) -> list[int]:
-        return sorted(set(self._owed.values()))
+        return sorted({owed.pid for owed in self._owed.values()})

@@ -165,10 +165,18 @@ class ProcessTable:
         rec = self._live_record(pid)
         return self._facts(rec) if rec else None
 
-    def ancestry(self, pid: int) -> Ancestry | None:
-        """The relatives of `pid` as the ECS builders' seam (activity.Ancestry) takes them."""
+    def ancestry(self, process: TaskInfo | int) -> Ancestry | None:
+        """The relatives of a process as the ECS builders' seam (activity.Ancestry) takes them.
+
+        Takes a pid or the kernel's TaskInfo (the agent's optional `ancestry(task)` hook); for
+        a TaskInfo whose start differs from the table's record (a pid reused before the table
+        caught up) nothing is returned rather than another process's relatives.
+        """
+        pid = process if isinstance(process, int) else process.pid
         rec = self._live_record(pid)
         if rec is None:
+            return None
+        if not isinstance(process, int) and procfs.round_to_tick(process.start_time_ns) != rec.start_ns:
             return None
 
         def snapshot(key: Key | None) -> ProcessSnapshot | None:

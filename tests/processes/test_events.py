@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from reference_agent.processes import EndLedger, ProcessImage, ProcessTable, entity_id, parse_entity_id
+from reference_agent.processes import EndLedger, OwedEnd, ProcessImage, ProcessTable, entity_id, parse_entity_id
 from reference_agent.processes.facts import iso_timestamp
 from reference_agent.processes.procfs import NS_PER_TICK
 from reference_agent.processes.table import MAX_PREVIOUS
@@ -213,13 +213,18 @@ def test_injected_entity_id_formula(fake: FakeProc) -> None:
     assert table.describe(210).parent.entity_id == f"200@{200 * NS_PER_TICK}"
 
 
-def test_ancestry_for_the_ecs_builders(table: ProcessTable) -> None:
+def test_ancestry_for_the_ecs_builders(table: ProcessTable, fake: FakeProc) -> None:
     ancestry = table.ancestry(220)
     assert ancestry.parent.pid == 210 and ancestry.parent.start_time_ns == 300 * NS_PER_TICK
     assert ancestry.session_leader.pid == 200 and ancestry.session_leader.tty is True
     assert ancestry.entry_leader.pid == 200 and ancestry.group_leader.pid == 210
     assert ancestry.working_directory == "/app"
     assert table.ancestry(12345) is None
+    cg = fake.cgroup_id(CONTAINER_CGROUP)
+    kernel_view = task(220, 210, exe="/usr/bin/python3", start_ticks=310, cgroup_id=cg)
+    assert table.ancestry(kernel_view) == ancestry
+    reused = task(220, 210, exe="/usr/bin/python3", start_ticks=999, cgroup_id=cg)
+    assert table.ancestry(reused) is None
 
 
 # ------------------------------------------------------------------------ D20
@@ -269,3 +274,12 @@ def test_d20_ledger_is_bounded() -> None:
     assert ledger.owed_pids() == [3, 4]
     ledger.forget("e3")
     assert ledger.owed_pids() == [4]
+
+
+def test_d20_owed_end_carries_the_events_selectors_and_actions() -> None:
+    ledger = EndLedger()
+    ledger.note_emitted("e1", 10, ("forks",), frozenset({"log"}))
+    ledger.note_emitted("e1", 10, ("execs", "forks"), frozenset({"alert"}))
+    owed = ledger.settle("e1")
+    assert owed == OwedEnd(10, ("forks", "execs"), frozenset({"log", "alert"}))
+    assert ledger.settle("e1") is None
