@@ -163,7 +163,7 @@ class ContainerCache:
         self._proc_root = proc_root
         self._negative_ttl = negative_ttl
         self._clock = clock
-        self._on_change = on_change
+        self.on_change = on_change  # public: the agent subscribes after construction
         self._lock = threading.Lock()
         self._by_cgroup: dict[int, str] = {}
         self._containers: dict[str, ContainerInfo] = {}
@@ -221,8 +221,8 @@ class ContainerCache:
             gone = [cid for cid in self._containers if cid not in seen]
         for cid in gone:
             changed |= self._forget(cid)
-        if changed and self._on_change is not None:
-            self._on_change()
+        if changed and self.on_change is not None:
+            self.on_change()
 
     def handle_event(self, event: Mapping[str, Any]) -> None:
         """Apply one Docker event (the decoded dict `DockerClient.events(decode=True)` yields)."""
@@ -245,8 +245,8 @@ class ContainerCache:
         elif action == "destroy":
             # Not on `die`: activity of a dying container may still be in the ring buffer.
             changed = self._forget(cid)
-        if changed and self._on_change is not None:
-            self._on_change()
+        if changed and self.on_change is not None:
+            self.on_change()
 
     def start_events(self) -> None:
         """Follow Docker events in a daemon thread until close()."""

@@ -96,3 +96,36 @@ class FakeDockerClient:
         }
         self.running[cid] = attrs
         return attrs
+
+
+class FakeKernelBackend:
+    """In-memory KernelBackend: records applied policies, replays queued activities."""
+
+    def __init__(self) -> None:
+        self.applied: list[tuple[Any, dict[int, frozenset[str]]]] = []
+        self.queue: queue.Queue[Any] = queue.Queue()
+        self.closed = False
+        self.fail_next_apply: Exception | None = None
+        self.ancestries: dict[int, Any] = {}
+
+    def apply_policy(self, policy: Any, container_masks: Mapping[int, frozenset[str]]) -> None:
+        if self.fail_next_apply is not None:
+            exc, self.fail_next_apply = self.fail_next_apply, None
+            raise exc
+        self.applied.append((policy, dict(container_masks)))
+
+    def poll(self, timeout: float) -> Iterable[Any]:
+        out = []
+        try:
+            out.append(self.queue.get(timeout=timeout))
+            while True:
+                out.append(self.queue.get_nowait())
+        except queue.Empty:
+            pass
+        return out
+
+    def ancestry(self, task: Any) -> Any:
+        return self.ancestries.get(task.pid)
+
+    def close(self) -> None:
+        self.closed = True
