@@ -1,0 +1,108 @@
+"""Host side of the guest agent protocol (the guest side is vm/guest/agent.py).
+
+One TCP connection per request, to the loopback port qemu forwards into the guest. Requests
+are one JSON line; "run" answers with JSON lines carrying base64 output chunks and finally
+{"exit": N}.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import select
+import shutil
+import socket
+import sys
+import termios
+import tty
+from typing import BinaryIO
+
+from vm.errors import VmError
+
+LOST = 255  # exit code when the machine went away before reporting the command's own
+
+
+def _connect(port: int, timeout: float | None) -> socket.socket:
+    return socket.create_connection(("127.0.0.1", port), timeout=timeout)
+
+
+def ping(port: int, timeout: float = 3.0) -> dict | None:
+    """The guest's self-description, or None when the agent does not answer (yet)."""
+    try:
+        with _connect(port, timeout) as sock:
+            sock.sendall(b'{"op": "ping"}\n')
+            line = sock.makefile("rb").readline()
+    except OSError:
+        return None
+    # qemu accepts on the host port before the guest listens, then closes: empty line.
+    try:
+        return json.loads(line)["pong"] if line else None
+    except (ValueError, KeyError):
+        return None
+
+
+def run(port: int, argv: list[str], env: dict[str, str], cwd: str,
+        stdout: BinaryIO | None = None, stderr: BinaryIO | None = None) -> int:
+    stdout = stdout or sys.stdout.buffer
+    stderr = stderr or sys.stderr.buffer
+    try:
+        sock = _connect(port, 10.0)
+    except OSError as error:
+        raise VmError(f"cannot reach the VM's agent on port {port}: {error.strerror or error}") from None
+    with sock:
+        sock.settimeout(None)
+        sock.sendall(json.dumps({"op": "run", "argv": argv, "env": env, "cwd": cwd}).encode() + b"\n")
+        for line in sock.makefile("rb"):
+            frame = json.loads(line)
+            if "o" in frame:
+                stdout.write(base64.b64decode(frame["o"]))
+                stdout.flush()
+            elif "e" in frame:
+                stderr.write(base64.b64decode(frame["e"]))
+                stderr.flush()
+            elif "exit" in frame:
+                return int(frame["exit"])
+    raise VmError("the VM closed the connection before the command finished (see the console log)",
+                  exit_code=LOST)
+
+
+def poweroff(port: int) -> bool:
+    try:
+        with _connect(port, 5.0) as sock:
+            sock.sendall(b'{"op": "poweroff"}\n')
+            return bool(sock.makefile("rb").readline())
+    except OSError:
+        return False
+
+
+def shell(port: int, cwd: str) -> int:
+    """An interactive root shell on a pty in the guest, relayed raw over the connection."""
+    if not os.isatty(0):
+        raise VmError("d4c vm console needs a terminal (stdin is not a tty)", exit_code=2)
+    size = shutil.get_terminal_size()
+    try:
+        sock = _connect(port, 10.0)
+    except OSError as error:
+        raise VmError(f"cannot reach the VM's agent on port {port}: {error.strerror or error}") from None
+    saved = termios.tcgetattr(0)
+    with sock:
+        sock.sendall(json.dumps({"op": "shell", "rows": size.lines, "cols": size.columns,
+                                 "term": os.environ.get("TERM", "vt100"), "cwd": cwd}).encode() + b"\n")
+        tty.setraw(0)
+        try:
+            while True:
+                readable, _, _ = select.select([0, sock], [], [])
+                if sock in readable:
+                    data = sock.recv(65536)
+                    if not data:
+                        break
+                    os.write(1, data)
+                if 0 in readable:
+                    data = os.read(0, 65536)
+                    if not data:
+                        break
+                    sock.sendall(data)
+        finally:
+            termios.tcsetattr(0, termios.TCSADRAIN, saved)
+    return 0

@@ -1,0 +1,205 @@
+"""`d4c vm build|run|up|down|status|console`: the BPF-LSM VM from the command line.
+
+Thin: argument parsing and messages here, the work in vm.build / vm.machine / vm.agent.
+Every failure is one line on stderr (plus a log tail where it helps) and an exit code:
+2 usage, 1 failure, 3 `status` of a stopped VM, the command's own code for `run`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import sys
+import time
+from pathlib import Path
+
+from vm import agent, machine
+from vm.build import ensure_image
+from vm.errors import VmError
+from vm.paths import cache_root, checkout_root
+from vm.progress import say
+
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+
+
+def parse_env(items: list[str]) -> dict[str, str]:
+    env = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not ENV_NAME.match(name):
+            raise VmError(f"--env {item!r}: expected NAME=VALUE with NAME a shell variable name", exit_code=2)
+        env[name] = value
+    return env
+
+
+def command_argv(rest: list[str]) -> list[str]:
+    argv = rest[1:] if rest[:1] == ["--"] else rest
+    if not argv:
+        raise VmError("no command given: d4c vm run [--env K=V] -- CMD [ARG...]", exit_code=2)
+    return argv
+
+
+def guest_cwd(checkout: Path, cwd: Path) -> str:
+    """The host's cwd when it is inside the checkout (shared at the same path), else the checkout."""
+    cwd = cwd.resolve()
+    return str(cwd) if cwd == checkout or checkout in cwd.parents else str(checkout)
+
+
+def _preflight(build: bool) -> None:
+    needed = ["qemu-system-x86_64", "qemu-img"] + (["debootstrap", "mkfs.ext4", "chroot"] if build else [])
+    missing = [tool for tool in needed if not shutil.which(tool)]
+    if missing:
+        raise VmError(f"missing tools: {', '.join(missing)} (run scripts/bootstrap.sh)")
+    if build and os.geteuid() != 0:
+        raise VmError("building the VM image needs root (debootstrap, chroot, mount)")
+
+
+def _image(rebuild: bool = False):
+    from vm.build import cached_image
+
+    image = None if rebuild else cached_image()
+    if image is None:
+        _preflight(build=True)
+        image = ensure_image(rebuild=rebuild)
+    return image
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    _preflight(build=True)
+    image = ensure_image(rebuild=args.rebuild)
+    print(f"{image.directory} (image {image.key}, kernel {image.kernel_version})")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    argv = command_argv(args.cmd)
+    env = parse_env(args.env)
+    _preflight(build=False)
+    checkout = checkout_root()
+    image = _image(args.rebuild)
+    env.setdefault("PYTHONPATH", str(checkout))
+    running = machine.load(machine.persistent_dir(checkout))
+    if running and running.image_key != image.key:
+        say(f"the running VM (d4c vm up) has image {running.image_key}, the current one is {image.key}: "
+            "booting a fresh VM for this command (d4c vm down; d4c vm up to switch)")
+        running = None
+    if running:
+        return agent.run(running.port, argv, env, guest_cwd(checkout, Path.cwd()))
+    state_dir = cache_root() / "machines" / f"run-{os.getpid()}"
+    vm = machine.boot(image, checkout, state_dir)
+    try:
+        return agent.run(vm.port, argv, env, guest_cwd(checkout, Path.cwd()))
+    finally:
+        machine.stop(vm)
+        # Keep the serial log of the last throw-away VM for debugging, drop the rest.
+        log = state_dir / "console.log"
+        if log.exists():
+            log.replace(cache_root() / "machines" / "last-run.console.log")
+        shutil.rmtree(state_dir, ignore_errors=True)
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    _preflight(build=False)
+    checkout = checkout_root()
+    image = _image(args.rebuild)
+    state_dir = machine.persistent_dir(checkout)
+    running = machine.load(state_dir)
+    if running and running.image_key == image.key:
+        print(f"already running: pid {running.pid}, port {running.port} ({state_dir})")
+        return 0
+    if running:
+        say(f"stopping the running VM: its image {running.image_key} is not the current {image.key}")
+        machine.stop(running)
+    vm = machine.boot(image, checkout, state_dir)
+    print(f"up: pid {vm.pid}, accel {vm.accel}, port {vm.port}, console log {vm.console_log}")
+    return 0
+
+
+def cmd_down(args: argparse.Namespace) -> int:
+    running = machine.load(machine.persistent_dir(checkout_root()))
+    if not running:
+        print("not running")
+        return 0
+    machine.stop(running)
+    print(f"down (console log kept: {running.console_log})")
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    state_dir = machine.persistent_dir(checkout_root())
+    running = machine.load(state_dir)
+    if not running:
+        print(f"not running ({state_dir})")
+        return 3
+    info = agent.ping(running.port) or {}
+    print(f"running: pid {running.pid}, accel {running.accel}, port {running.port}, "
+          f"up {time.time() - running.started:.0f}s, image {running.image_key}")
+    print(f"  checkout {running.checkout}, console log {running.console_log}")
+    if info:
+        print(f"  kernel {info.get('kernel')}, lsm {info.get('lsm')}, docker ready: {info.get('docker')}")
+    else:
+        print("  the guest agent does not answer (see the console log)")
+    return 0 if info else 1
+
+
+def cmd_console(args: argparse.Namespace) -> int:
+    state_dir = machine.persistent_dir(checkout_root())
+    running = machine.load(state_dir)
+    if args.log:
+        log = running.console_log if running else cache_root() / "machines" / "last-run.console.log"
+        if not log.exists():
+            raise VmError(f"no console log at {log}")
+        sys.stdout.write(log.read_text(errors="replace"))
+        return 0
+    if not running:
+        raise VmError("no VM is up: start one with `d4c vm up` (or see a log with `d4c vm console --log`)")
+    return agent.shell(running.port, guest_cwd(checkout_root(), Path.cwd()))
+
+
+def _guarded(func):
+    def wrapper(args: argparse.Namespace) -> int:
+        try:
+            return func(args)
+        except VmError as error:
+            print(f"d4c vm: {error}", file=sys.stderr)
+            if error.detail:
+                print(error.detail, file=sys.stderr)
+            return error.exit_code
+        except OSError as error:
+            print(f"d4c vm: {error.filename or ''}{': ' if error.filename else ''}{error.strerror or error}",
+                  file=sys.stderr)
+            return 1
+    return wrapper
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    vm = subparsers.add_parser("vm", help="BPF-LSM virtual machine: build, run commands, up/down",
+                               description="A Debian VM whose kernel enforces BPF LSM (docs/vm.md).")
+    sub = vm.add_subparsers(dest="vm_command", metavar="VM_COMMAND", required=True)
+
+    build = sub.add_parser("build", help="build (or reuse) the cached VM image")
+    build.add_argument("--rebuild", action="store_true", help="build even if a cached image exists")
+    build.set_defaults(func=_guarded(cmd_build))
+
+    run = sub.add_parser("run", help="run a command as root in the VM, exit with its exit code",
+                         usage="d4c vm run [--env K=V]... [--rebuild] [--] CMD [ARG...]")
+    run.add_argument("--env", action="append", default=[], metavar="K=V", help="environment for CMD (repeatable)")
+    run.add_argument("--rebuild", action="store_true", help="rebuild the image first")
+    run.add_argument("cmd", nargs=argparse.REMAINDER, help="the command and its arguments")
+    run.set_defaults(func=_guarded(cmd_run))
+
+    up = sub.add_parser("up", help="boot a VM that later `d4c vm run` commands reuse")
+    up.add_argument("--rebuild", action="store_true", help="rebuild the image first")
+    up.set_defaults(func=_guarded(cmd_up))
+
+    down = sub.add_parser("down", help="power off the VM started by `d4c vm up`")
+    down.set_defaults(func=_guarded(cmd_down))
+
+    status = sub.add_parser("status", help="is a VM up (exit 0) or not (exit 3)")
+    status.set_defaults(func=_guarded(cmd_status))
+
+    console = sub.add_parser("console", help="interactive root shell in the VM started by `d4c vm up`")
+    console.add_argument("--log", action="store_true", help="print the serial console log instead")
+    console.set_defaults(func=_guarded(cmd_console))

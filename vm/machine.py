@@ -1,0 +1,209 @@
+"""Booting, finding and stopping the BPF-LSM VM (qemu), one machine directory per VM.
+
+A machine directory holds: overlay.qcow2 (copy-on-write over the immutable base image, so
+runs never pollute it), console.log (the guest's serial console), qemu.log (qemu's own
+stderr), machine.json (pid, port, accel, image key, checkout). `d4c vm up` keeps its VM in
+machines/<hash of the checkout path>/ so every later `d4c vm run` from that checkout reuses
+it; a `d4c vm run` without one boots a throw-away VM in machines/run-<pid>/.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+import urllib.parse
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from vm import accel as accel_mod
+from vm import agent
+from vm.build import Image
+from vm.errors import VmError
+from vm.paths import cache_root
+from vm.progress import say
+
+MEMORY_MB = 4096
+BOOT_TIMEOUT = 300.0  # TCG on a loaded 2-core CI runner; a normal boot takes 8-15 s
+GUEST_AGENT_PORT = 7000
+CONSOLE_TAIL_LINES = 40
+
+
+@dataclass(frozen=True)
+class Machine:
+    state_dir: str
+    pid: int
+    port: int
+    accel: str
+    image_key: str
+    checkout: str
+    started: float
+
+    @property
+    def console_log(self) -> Path:
+        return Path(self.state_dir) / "console.log"
+
+
+class BootFailed(Exception):
+    pass
+
+
+def persistent_dir(checkout: Path) -> Path:
+    return cache_root() / "machines" / hashlib.sha256(str(checkout).encode()).hexdigest()[:12]
+
+
+def kernel_cmdline(checkout: Path) -> str:
+    # Paths may contain spaces: the guest agent percent-decodes d4c.* values.
+    return (f"console=ttyS0 root=/dev/vda rw panic=-1 "
+            f"d4c.checkout={urllib.parse.quote(str(checkout), safe='/')}")
+
+
+def qemu_command(image: Image, overlay: Path, checkout: Path, port: int, accel: str, cpus: int,
+                 console_log: Path) -> list[str]:
+    cpu = "host" if accel == "kvm" else "max"
+    accel_opt = "kvm" if accel == "kvm" else "tcg,thread=multi"
+    return [
+        "qemu-system-x86_64",
+        "-accel", accel_opt, "-cpu", cpu, "-m", str(MEMORY_MB), "-smp", str(cpus),
+        "-display", "none", "-monitor", "none", "-no-reboot",
+        "-serial", f"file:{console_log}",
+        # The uncompressed ELF boots through PVH: no XZ decompression under TCG.
+        "-kernel", str(image.vmlinux), "-initrd", str(image.initrd),
+        "-append", kernel_cmdline(checkout),
+        "-drive", f"file={overlay},if=virtio,format=qcow2,cache=unsafe",
+        "-virtfs", f"local,path={checkout},mount_tag=checkout,security_model=none,multidevs=remap",
+        # User-mode network, restricted (no route out), with the agent's port forwarded.
+        "-netdev", f"user,id=net0,restrict=on,hostfwd=tcp:127.0.0.1:{port}-10.0.2.15:{GUEST_AGENT_PORT}",
+        "-device", "virtio-net-pci,netdev=net0",
+    ]
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        if os.waitpid(pid, os.WNOHANG)[0] == pid:
+            return False  # our own child, now reaped
+    except ChildProcessError:
+        pass
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def console_tail(path: Path, lines: int = CONSOLE_TAIL_LINES) -> str:
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return f"(no console log at {path})"
+    return "\n".join(text.splitlines()[-lines:]) or f"(console log {path} is empty)"
+
+
+def load(state_dir: Path) -> Machine | None:
+    """The machine recorded in `state_dir` if its qemu is still alive and the agent answers."""
+    try:
+        machine = Machine(**json.loads((state_dir / "machine.json").read_text()))
+    except (OSError, ValueError, TypeError):
+        return None
+    try:
+        cmdline = Path(f"/proc/{machine.pid}/cmdline").read_bytes()
+    except OSError:
+        return None
+    if b"qemu-system" not in cmdline or str(state_dir).encode() not in cmdline:
+        return None  # pid reused by something else
+    return machine
+
+
+def _start(image: Image, checkout: Path, state_dir: Path, accel: str, timeout: float) -> Machine:
+    state_dir.mkdir(parents=True, exist_ok=True)
+    overlay = state_dir / "overlay.qcow2"
+    overlay.unlink(missing_ok=True)
+    result = subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b", str(image.rootfs),
+                             str(overlay)], capture_output=True, text=True)
+    if result.returncode != 0:
+        raise VmError(f"qemu-img create failed: {result.stderr.strip()}")
+    console = state_dir / "console.log"
+    console.write_text("")
+    port = _free_port()
+    command = qemu_command(image, overlay, checkout, port, accel, os.cpu_count() or 1, console)
+    with (state_dir / "qemu.log").open("wb") as qemu_log:
+        proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=qemu_log, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+    started = time.time()
+    deadline = time.monotonic() + timeout
+    while True:
+        code = proc.poll()
+        if code is not None:
+            qemu_err = (state_dir / "qemu.log").read_text(errors="replace").strip()
+            raise BootFailed(f"qemu exited with status {code}" + (f": {qemu_err.splitlines()[-1]}" if qemu_err else ""))
+        if agent.ping(port, timeout=2.0) is not None:
+            break
+        if time.monotonic() > deadline:
+            proc.kill()
+            proc.wait()
+            raise BootFailed(f"the guest agent did not answer within {timeout:.0f}s")
+        time.sleep(0.25)
+    machine = Machine(str(state_dir), proc.pid, port, accel, image.key, str(checkout), started)
+    (state_dir / "machine.json").write_text(json.dumps(asdict(machine), indent=2) + "\n")
+    return machine
+
+
+def boot(image: Image, checkout: Path, state_dir: Path) -> Machine:
+    """Boot a VM and wait for its agent; KVM if it works here (probed once), else TCG."""
+    accel, probing, why = accel_mod.plan()
+    began = time.monotonic()
+    if probing:
+        say(f"acceleration: trying kvm ({why})")
+        try:
+            machine = _start(image, checkout, state_dir, "kvm", accel_mod.KVM_PROBE_SECONDS)
+        except BootFailed as failure:
+            accel_mod.save_verdict("tcg", f"guest did not boot under KVM: {failure}")
+            say(f"acceleration: tcg (the guest did not boot under KVM: {failure}; verdict cached)")
+            accel = "tcg"
+        else:
+            accel_mod.save_verdict("kvm", "guest booted under KVM")
+            say(f"acceleration: kvm; booted in {time.monotonic() - began:.1f}s")
+            return machine
+    else:
+        say(f"acceleration: {accel} ({why})")
+    say(f"boot ({accel}, {os.cpu_count()} vCPUs, {MEMORY_MB} MB) ...")
+    t0 = time.monotonic()
+    try:
+        machine = _start(image, checkout, state_dir, accel, BOOT_TIMEOUT)
+    except BootFailed as failure:
+        raise VmError(f"boot failed: {failure}; serial console log: {state_dir / 'console.log'}",
+                      detail=console_tail(state_dir / "console.log")) from None
+    say(f"boot: agent ready in {time.monotonic() - t0:.1f}s")
+    return machine
+
+
+def stop(machine: Machine, timeout: float = 20.0) -> None:
+    """Power the guest off cleanly (agent), then make sure qemu is gone."""
+    agent.poweroff(machine.port)
+    deadline = time.monotonic() + timeout
+    while _alive(machine.pid) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        if not _alive(machine.pid):
+            break
+        try:
+            os.kill(machine.pid, sig)
+        except ProcessLookupError:
+            break
+        time.sleep(1.0)
+    _alive(machine.pid)  # reap it if it was our child
+    state_dir = Path(machine.state_dir)
+    (state_dir / "overlay.qcow2").unlink(missing_ok=True)
+    (state_dir / "machine.json").unlink(missing_ok=True)
