@@ -61,7 +61,8 @@ class Agent:
                  docker_client: Any = None, containers: ContainerCache | None = None,
                  host: HostFacts | None = None, clock: BootClock | None = None,
                  stdout: TextIO | None = None, shipper: BulkShipper | None = None,
-                 watch_interval: float = 1.0) -> None:
+                 watch_interval: float = 1.0,
+                 ancestry: Callable[[TaskInfo], Ancestry | None] | None = None) -> None:
         self.config = config
         self.backend = backend
         self.policy = PolicyHolder(policy_path, self._apply)
@@ -78,7 +79,9 @@ class Agent:
         self._stdout = stdout if stdout is not None else (sys.stdout if config.stdout else None)
         self._shipper = shipper
         self._watch_interval = watch_interval
-        self._ancestry: Callable[[TaskInfo], Ancestry | None] | None = getattr(backend, "ancestry", None)
+        # The process table (reference_agent.processes.ProcessTable.ancestry), given directly
+        # or offered by the backend; neither = relatives omitted.
+        self._ancestry = ancestry if ancestry is not None else getattr(backend, "ancestry", None)
         self._apply_lock = threading.Lock()
         self._stop = threading.Event()
         self.ctx: EventContext | None = None

@@ -13,7 +13,6 @@ orchestrator.resource.label, process.parent.pid, process.thread.id.
 
 from __future__ import annotations
 
-import base64
 import time
 import uuid
 from collections.abc import Iterable, Mapping
@@ -25,6 +24,8 @@ from typing import Any, Protocol
 from reference_agent.activity import Ancestry, ProcessSnapshot, TaskInfo
 from reference_agent.metadata.containers import ContainerInfo
 from reference_agent.metadata.host import AgentFacts, HostFacts
+from reference_agent.processes.entity_id import entity_id as process_entity_id
+from reference_agent.processes.procfs import round_to_tick
 
 ECS_VERSION = "8.7.0"
 
@@ -63,7 +64,9 @@ class BootClock:
 
     The offset is taken once, so every event of one agent run converts a given kernel time to
     the same instant. Entity ids use /proc/stat `btime` (whole seconds, identical across agent
-    restarts) so a process keeps its entity id when the agent restarts.
+    restarts) plus the start rounded to the clock tick, the process table's formula
+    (reference_agent/processes/entity_id.py), so a process keeps its entity id across agent
+    restarts and whether it was seen by a BPF event or seeded from /proc.
     """
 
     def __init__(self, boot_wall_ns: int | None = None, btime_s: int | None = None) -> None:
@@ -78,8 +81,9 @@ class BootClock:
     def iso(self, boot_ns: int) -> str:
         return iso_ns(self.wall_ns(boot_ns))
 
-    def epoch_seconds(self, boot_ns: int) -> int:
-        return self.btime_s + boot_ns // 1_000_000_000
+    def entity_start_ns(self, boot_ns: int) -> int:
+        """Process start for entity ids: epoch ns from btime, at /proc's tick resolution."""
+        return self.btime_s * 1_000_000_000 + round_to_tick(boot_ns)
 
 
 def _proc_btime(path: Path = Path("/proc/stat")) -> int | None:
@@ -118,9 +122,9 @@ class EventContext:
     names: NameResolver | None = None
 
     def entity_id(self, pid: int, start_time_ns: int) -> str:
-        """Seed format: base64("<agent.id>-<pid>-<process start, epoch seconds>")."""
-        raw = f"{self.agent.id}-{pid}-{self.clock.epoch_seconds(start_time_ns)}"
-        return base64.b64encode(raw.encode()).decode()
+        """base64("<agent.id>-<pid>-<start>"), the seed's shape with the process table's start
+        (epoch ns at tick resolution). Pass this to ProcessTable(entity_ids=...) so both agree."""
+        return process_entity_id(self.agent.id, pid, self.clock.entity_start_ns(start_time_ns))
 
     def user_name(self, container: ContainerInfo | None, uid: int) -> str | None:
         return self.names.user(container, uid) if self.names else None

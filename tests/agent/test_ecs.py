@@ -14,6 +14,9 @@ from reference_agent.ecs.common import CONDITIONAL, NOT_KNOWN_ON_A_NODE, flatten
 from reference_agent.metadata.containers import ContainerInfo, PodInfo, parse_image_reference
 from reference_agent.metadata.host import AgentFacts, HostFacts
 
+from reference_agent.processes.entity_id import entity_id as process_entity_id
+from reference_agent.processes.procfs import round_to_tick
+
 from .seed_fields import FILE_EVENT_FIELDS, PROCESS_EVENT_FIELDS
 
 AGENT_ID = "7829f26d-c2d1-4eaf-a1ac-cd9cb9e12f75"
@@ -119,7 +122,9 @@ def test_file_event_values_like_the_seed():
     f = doc.fields
     assert doc.data_stream == "logs-cloud_defend.file-default"
     entity = base64.b64decode(f["process.entity_id"]).decode()
-    assert entity == f"{AGENT_ID}-1916234-{BTIME + 28_239}"  # seed format: agent-pid-start seconds
+    # agent-pid-start: the process table's formula (epoch ns, tick resolution), shared with it.
+    assert entity == f"{AGENT_ID}-1916234-{BTIME * SEC + 28_239 * SEC}"
+    assert f["process.entity_id"] == process_entity_id(AGENT_ID, 1916234, BTIME * SEC + round_to_tick(TASK.start_time_ns))
     expected = {
         "@timestamp": "2023-03-20T16:04:00.520Z",
         "agent.id": AGENT_ID, "agent.type": "cloud-defend", "agent.version": "8.8.0",
