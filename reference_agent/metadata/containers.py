@@ -19,21 +19,21 @@ has no tag, short Docker Hub names `nginx`, `user/app` become `docker.io/library
 Kubernetes pod facts are read from the labels kubelet's container runtimes put on every
 container: `io.kubernetes.pod.name`, `io.kubernetes.pod.namespace`, `io.kubernetes.pod.uid`
 (a container with `io.kubernetes.pod.name` is Kubernetes-managed; one without is not, D15).
-POD LABELS (project convention, shared with the conformance suite, which sets the same labels
-when it creates test containers without a kubelet): each pod label `KEY=VALUE` is carried as
-the container label
-
-    d4c.pod.label/KEY = VALUE          e.g.  d4c.pod.label/app.kubernetes.io/name = web
-
-(the prefix is fixed; everything after it, `/` included, is the pod label's key). When a
-container has none of those but has `io.kubernetes.sandbox.id` (cri-dockerd), the pod labels
-are the sandbox container's own labels other than `io.kubernetes.*` and `annotation.*`, which is
-where cri-dockerd puts them. Optional `d4c.pod.ip` gives orchestrator.resource.ip when the
-container has no network of its own (pod containers share the sandbox's network namespace).
+POD LABELS. Kubelet puts pod labels on the pod's sandbox container only, so they are read from,
+merged in this order (later wins):
+1. cri-dockerd: when the container has `io.kubernetes.sandbox.id`, the sandbox container's own
+   labels other than `io.kubernetes.*` and `annotation.*` (where cri-dockerd puts them);
+2. the conformance suite's convention (conformance/kernel.py, no kubelet, no sandbox): the
+   container label `annotation.d4c.conformance/pod-labels` = the pod labels as a JSON object;
+3. per-label container labels `d4c.pod.label/KEY = VALUE` (the prefix is fixed; everything
+   after it, `/` included, is the key: `d4c.pod.label/app.kubernetes.io/name = web`).
+Optional `d4c.pod.ip` gives orchestrator.resource.ip when the container has no network of its
+own (pod containers share the sandbox's network namespace).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -49,6 +49,7 @@ from reference_agent.policy.operation import image_parts
 log = logging.getLogger(__name__)
 
 POD_LABEL_PREFIX = "d4c.pod.label/"
+POD_LABELS_ANNOTATION = "annotation.d4c.conformance/pod-labels"  # JSON object; conformance/kernel.py
 POD_IP_LABEL = "d4c.pod.ip"
 K8S_POD_NAME = "io.kubernetes.pod.name"
 K8S_POD_NAMESPACE = "io.kubernetes.pod.namespace"
@@ -125,15 +126,29 @@ def _pod_from_labels(labels: Mapping[str, str], attrs: Mapping[str, Any],
     pod_name = labels.get(K8S_POD_NAME)
     if not pod_name:
         return None
-    pod_labels = dict(iter_pod_labels(labels))
+    pod_labels: dict[str, str] = {}
     sandbox_id = labels.get(K8S_SANDBOX_ID)
-    if not pod_labels and sandbox_id and sandbox_labels is not None:
+    if sandbox_id and sandbox_labels is not None:
         sandbox = sandbox_labels(sandbox_id) or {}
-        pod_labels = {k: v for k, v in sandbox.items()
-                      if not k.startswith(("io.kubernetes.", "annotation.", POD_LABEL_PREFIX))}
+        pod_labels.update({k: v for k, v in sandbox.items()
+                           if not k.startswith(("io.kubernetes.", "annotation.", POD_LABEL_PREFIX))})
+    if POD_LABELS_ANNOTATION in labels:
+        pod_labels.update(_json_labels(labels[POD_LABELS_ANNOTATION], attrs.get("Id")))
+    pod_labels.update(iter_pod_labels(labels))
     ip = labels.get(POD_IP_LABEL) or _first_ip(attrs)
     return PodInfo(name=pod_name, namespace=labels.get(K8S_POD_NAMESPACE), uid=labels.get(K8S_POD_UID),
                    labels=pod_labels, ip=ip)
+
+
+def _json_labels(text: str, container_id: object) -> dict[str, str]:
+    try:
+        value = json.loads(text)
+    except ValueError:
+        value = None
+    if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+        log.warning("container %s: %s is not a JSON object of strings; ignored", container_id, POD_LABELS_ANNOTATION)
+        return {}
+    return value
 
 
 def _first_ip(attrs: Mapping[str, Any]) -> str | None:

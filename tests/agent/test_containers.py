@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import pytest
 
 from reference_agent.metadata.containers import (
     POD_LABEL_PREFIX,
+    POD_LABELS_ANNOTATION,
     ContainerCache,
     cgroup_id_of,
     parse_image_reference,
@@ -128,6 +130,23 @@ def test_pod_facts_from_labels(fs):
     pod = cache.lookup(cg).pod
     assert (pod.name, pod.namespace, pod.uid, pod.ip) == ("nginx-pod-1", "default", "uid-1", "10.0.0.7")
     assert dict(pod.labels) == {"app": "nginx", "app.kubernetes.io/name": "web", "empty": ""}
+
+
+def test_pod_labels_from_the_conformance_suite_annotation(fs):
+    """conformance/kernel.py carries pod labels as one JSON annotation label."""
+    cgroup, proc = fs
+    client = FakeDockerClient()
+    client.add(CID, "nginx", labels={
+        "io.kubernetes.pod.name": "nginx-pod-1", "io.kubernetes.pod.namespace": "default",
+        POD_LABELS_ANNOTATION: json.dumps({"app": "nginx", "owner": "drohan"}),
+        POD_LABEL_PREFIX + "owner": "override"})
+    client.add(CID2, "nginx", labels={"io.kubernetes.pod.name": "p2", POD_LABELS_ANNOTATION: "[1, 2]"})
+    cg = make_cgroup(cgroup, f"docker/{CID}")
+    cg2 = make_cgroup(cgroup, f"docker/{CID2}")
+    cache = ContainerCache(client, cgroup_root=cgroup, proc_root=proc)
+    cache.refresh()
+    assert dict(cache.lookup(cg).pod.labels) == {"app": "nginx", "owner": "override"}
+    assert dict(cache.lookup(cg2).pod.labels) == {}  # malformed: ignored, not guessed
 
 
 def test_pod_labels_from_cri_dockerd_sandbox(fs):
