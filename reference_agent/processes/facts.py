@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import datetime as _dt
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 ENTRY_META_CONTAINER = "container"
 
 
+@lru_cache(maxsize=4096)  # the same few start times are formatted for every event of a tree
 def iso_timestamp(epoch_ns: int) -> str:
     """ECS date as the seed writes it: UTC, millisecond precision, 'Z' suffix."""
     seconds, ns = divmod(epoch_ns, 1_000_000_000)
-    moment = _dt.datetime.fromtimestamp(seconds, tz=_dt.timezone.utc)
+    moment = _dt.datetime.fromtimestamp(seconds, tz=_dt.UTC)
     return moment.strftime("%Y-%m-%dT%H:%M:%S") + f".{ns // 1_000_000:03d}Z"
 
 

@@ -97,7 +97,7 @@ def _readlink(path: str) -> str | None:
     except OSError:
         return None
     # An unlinked image or directory still has a name, with this suffix: keep the name.
-    return target[: -len(_DELETED)] if target.endswith(_DELETED) else target
+    return target.removesuffix(_DELETED)
 
 
 def _effective_ids(status: str) -> tuple[int, int]:

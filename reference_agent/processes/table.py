@@ -30,7 +30,6 @@ event. Exec refreshes sid/pgid/tty/cwd from /proc (setsid-then-exec is how sessi
 
 from __future__ import annotations
 
-import os
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -76,6 +75,7 @@ class _Record:
     group: Key | None = None
     entry: Key | None = None
     exited: bool = False
+    eid: str | None = None  # entity id, computed once: it never changes for a key
 
     @property
     def pid(self) -> int:
@@ -545,9 +545,12 @@ class ProcessTable:
         self._retained.pop(key, None)
 
     def _eid(self, rec: _Record) -> str:
-        if self._entity_ids is not None:
-            return self._entity_ids(rec.pid, rec.start_ns)
-        return make_entity_id(self.agent_id, rec.pid, self.boot_time_ns + rec.start_ns)
+        if rec.eid is None:
+            if self._entity_ids is not None:
+                rec.eid = self._entity_ids(rec.pid, rec.start_ns)
+            else:
+                rec.eid = make_entity_id(self.agent_id, rec.pid, self.boot_time_ns + rec.start_ns)
+        return rec.eid
 
     def _describe(
         self, rec: _Record, subject: _Record | None = None, entry_meta_type: str | None = None

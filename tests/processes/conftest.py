@@ -35,7 +35,7 @@ def fake(tmp_path: Path) -> FakeProc:
            start_ticks=150, cgroup=HOST_CGROUP)
     fp.add(60, 1, exe="/usr/sbin/sshd", args=["sshd: hostuser"], start_ticks=160, uid=1000, gid=1000,
            cgroup="/system.slice/ssh.service", comm="a) b (c")
-    common = dict(cgroup=CONTAINER_CGROUP, root=croot, cwd="/app")
+    common = {"cgroup": CONTAINER_CGROUP, "root": croot, "cwd": "/app"}
     fp.add(200, 50, exe="/bin/bash", args=["bash"], start_ticks=200, tty_nr=TTY, **common)
     fp.add(210, 200, exe="/usr/bin/sleep", args=["sleep", "100"], sid=200, pgid=210, start_ticks=300,
            tty_nr=TTY, uid=1000, gid=1000, **common)

@@ -9,7 +9,7 @@ from reference_agent.processes.facts import iso_timestamp
 from reference_agent.processes.procfs import NS_PER_TICK
 from reference_agent.processes.table import MAX_PREVIOUS
 
-from .conftest import TTY, make_table
+from .conftest import make_table
 from .fakeproc import BTIME, CID, CONTAINER_CGROUP, HOST_CGROUP, FakeProc, task
 
 NS = 1_000_000_000

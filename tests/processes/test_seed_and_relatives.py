@@ -142,7 +142,7 @@ def test_dead_session_leader_at_seed_is_omitted(fake: FakeProc) -> None:
 def test_entry_leader_when_children_have_lower_pids_and_the_same_start(fake: FakeProc) -> None:
     # pid wrap: container init 85 (parent: the shim), its child 84, grandchild 83, all started
     # in the same tick, so seed() meets the grandchild before its ancestors are linked
-    common = dict(cgroup="/system.slice/docker-" + "c" * 64 + ".scope", root=fake.base / "container")
+    common = {"cgroup": "/system.slice/docker-" + "c" * 64 + ".scope", "root": fake.base / "container"}
     fake.add(85, 50, exe="/bin/sh", args=["sh"], start_ticks=350, **common)
     fake.add(84, 85, exe="/bin/sh", args=["sh"], sid=85, start_ticks=350, **common)
     fake.add(83, 84, exe="/bin/cat", args=["cat"], sid=85, pgid=84, start_ticks=350, **common)
