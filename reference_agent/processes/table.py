@@ -275,6 +275,11 @@ class ProcessTable:
         group — which is exactly what fork makes; the kernel's values (ids, cgroup, tty, image)
         win where given. A parent the table does not know leaves those to /proc, if the child
         is still there.
+
+        `parent_pid` is the task that called fork (default: child.ppid); it is what the child
+        copies. process.parent is always child.ppid, the real parent (they differ only with
+        CLONE_PARENT). child.start_time_ns must be the thread-group leader's start_boottime,
+        so that every thread, and the process after exec (de_thread copies it), has one id.
         """
         key = (child.pid, procfs.round_to_tick(child.start_time_ns))
         known = self._live.get(child.pid)
