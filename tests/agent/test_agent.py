@@ -202,3 +202,44 @@ def test_run_agent_invalid_policy_exit_1(tmp_path):
     assert code == 1
     assert err.getvalue().startswith(f"{pol}:8:17: file.responses[0].actions[0]:") and "block-requires-alert" in err.getvalue()
     assert backend.applied == [] and backend.closed
+
+
+def test_ready_file_once_enforcing(env):
+    agent, backend, client, policy, cgroup, out = env
+    assert not (out / ".ready").exists()
+    loaded = agent.start()
+    pid, generation, digest = (out / ".ready").read_text().split()
+    assert int(generation) == loaded.generation and digest == loaded.digest and backend.applied
+    agent.close()
+    assert not (out / ".ready").exists()
+
+
+def test_run_agent_output_dir_override(tmp_path):
+    cfg = tmp_path / "agent.yaml"
+    cfg.write_text(f"output_dir: {tmp_path}/configured\nstate_dir: {tmp_path}/state\n")
+    pol = tmp_path / "p.yaml"
+    pol.write_text(POLICY_V1)
+    backend = FakeKernelBackend()
+    original_poll = backend.poll
+
+    def poll_then_stop(timeout):
+        # Once the agent is up, SIGTERM it the way a harness would.
+        assert (tmp_path / "events" / ".ready").exists()
+        import os
+        import signal
+        os.kill(os.getpid(), signal.SIGTERM)
+        return original_poll(0.01)
+
+    backend.poll = poll_then_stop
+    cache = ContainerCache(FakeDockerClient(), cgroup_root=tmp_path, proc_root=tmp_path)
+    import signal as _signal
+    saved = {s: _signal.getsignal(s) for s in (_signal.SIGTERM, _signal.SIGINT, _signal.SIGHUP)}
+    try:
+        code = run_agent(cfg, pol, lambda c: backend, output_dir=tmp_path / "events", err=io.StringIO(),
+                         containers=cache, host=HOST)
+    finally:
+        for s, h in saved.items():
+            _signal.signal(s, h)
+    assert code == 0 and backend.closed and len(backend.applied) == 1
+    assert not (tmp_path / "events" / ".ready").exists()
+    assert not (tmp_path / "configured").exists() and (tmp_path / "state" / "agent-id").exists()
