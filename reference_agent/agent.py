@@ -30,10 +30,25 @@ from pathlib import Path
 from typing import Any, Protocol, TextIO
 
 from reference_agent.activity import Ancestry, FileActivity, ProcessActivity, TaskInfo
-from reference_agent.config import EXIT_BAD_CONFIG, AgentConfig, ConfigError, load_config
-from reference_agent.ecs import BootClock, Document, EventContext, file_documents, process_documents
+from reference_agent.config import (
+    EXIT_BAD_CONFIG,
+    AgentConfig,
+    ConfigError,
+    load_config,
+)
+from reference_agent.ecs import (
+    BootClock,
+    Document,
+    EventContext,
+    file_documents,
+    process_documents,
+)
 from reference_agent.metadata.containers import ContainerCache
-from reference_agent.metadata.host import HostFacts, collect_agent_facts, collect_host_facts
+from reference_agent.metadata.host import (
+    HostFacts,
+    collect_agent_facts,
+    collect_host_facts,
+)
 from reference_agent.metadata.scoping import container_masks
 from reference_agent.metadata.users import UserNames
 from reference_agent.outputs import BulkShipper, NdjsonWriter

@@ -26,7 +26,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from reference_agent.policy import Diagnostic, Policy, ValidationResult, load_policy_file, load_policy_text
+from reference_agent.policy import (
+    Diagnostic,
+    Policy,
+    ValidationResult,
+    load_policy_file,
+    load_policy_text,
+)
 
 log = logging.getLogger(__name__)
 

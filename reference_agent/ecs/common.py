@@ -17,7 +17,7 @@ import time
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -98,7 +98,7 @@ def _proc_btime(path: Path = Path("/proc/stat")) -> int | None:
 
 def iso_ns(wall_ns: int) -> str:
     """RFC 3339 UTC with milliseconds, as the seed's examples: 2023-03-20T16:03:59.520Z."""
-    dt = datetime.fromtimestamp(wall_ns // 1_000_000_000, tz=timezone.utc)
+    dt = datetime.fromtimestamp(wall_ns // 1_000_000_000, tz=UTC)
     return dt.strftime("%Y-%m-%dT%H:%M:%S") + f".{(wall_ns // 1_000_000) % 1000:03d}Z"
 
 

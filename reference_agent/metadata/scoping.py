@@ -17,8 +17,16 @@ import dataclasses
 from collections.abc import Mapping
 
 from reference_agent.metadata.containers import ContainerInfo
-from reference_agent.policy import Container, FileTarget, Operation, Orchestrator, Policy, Process, Selector
-from reference_agent.policy import selector_matches
+from reference_agent.policy import (
+    Container,
+    FileTarget,
+    Operation,
+    Orchestrator,
+    Policy,
+    Process,
+    Selector,
+    selector_matches,
+)
 
 CONTAINER_CONDITIONS = (
     "containerImageName", "containerImageTag", "fullContainerImageName",

@@ -44,7 +44,9 @@ class ShipResult:
 
 
 def _default_client(url: str, request_timeout: float) -> Any:
-    from elasticsearch import Elasticsearch  # the agent extra; imported only when shipping
+    from elasticsearch import (
+        Elasticsearch,  # the agent extra; imported only when shipping
+    )
 
     return Elasticsearch(url, max_retries=0, retry_on_timeout=False, request_timeout=request_timeout)
 

@@ -10,11 +10,21 @@ import time
 
 import pytest
 
-from reference_agent.activity import Ancestry, FileActivity, ProcessActivity, ProcessSnapshot, TaskInfo
+from reference_agent.activity import (
+    Ancestry,
+    FileActivity,
+    ProcessActivity,
+    ProcessSnapshot,
+    TaskInfo,
+)
 from reference_agent.agent import Agent, run_agent
 from reference_agent.config import AgentConfig
 from reference_agent.ecs import BootClock
-from reference_agent.metadata.containers import POD_LABEL_PREFIX, ContainerCache, cgroup_id_of
+from reference_agent.metadata.containers import (
+    POD_LABEL_PREFIX,
+    ContainerCache,
+    cgroup_id_of,
+)
 from reference_agent.metadata.host import HostFacts
 
 from .fakes import FakeDockerClient, FakeKernelBackend

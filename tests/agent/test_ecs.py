@@ -4,16 +4,30 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 
 import pytest
 
-from reference_agent.activity import Ancestry, FileActivity, ProcessActivity, ProcessSnapshot, TaskInfo
-from reference_agent.ecs import BootClock, EventContext, file_documents, nest, process_documents
+from reference_agent.activity import (
+    Ancestry,
+    FileActivity,
+    ProcessActivity,
+    ProcessSnapshot,
+    TaskInfo,
+)
+from reference_agent.ecs import (
+    BootClock,
+    EventContext,
+    file_documents,
+    nest,
+    process_documents,
+)
 from reference_agent.ecs.common import CONDITIONAL, NOT_KNOWN_ON_A_NODE, flatten, iso_ns
-from reference_agent.metadata.containers import ContainerInfo, PodInfo, parse_image_reference
+from reference_agent.metadata.containers import (
+    ContainerInfo,
+    PodInfo,
+    parse_image_reference,
+)
 from reference_agent.metadata.host import AgentFacts, HostFacts
-
 from reference_agent.processes.entity_id import entity_id as process_entity_id
 from reference_agent.processes.procfs import round_to_tick
 

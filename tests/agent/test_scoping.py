@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from reference_agent.metadata.containers import ContainerInfo, PodInfo, parse_image_reference
+from reference_agent.metadata.containers import (
+    ContainerInfo,
+    PodInfo,
+    parse_image_reference,
+)
 from reference_agent.metadata.scoping import container_masks, container_selectors
 from reference_agent.policy import load_policy_text
 
