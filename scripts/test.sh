@@ -9,3 +9,14 @@ make -s -C bpf
 
 echo "== unit and engine-tier tests (host)"
 python3 -m pytest -q -p no:cacheprovider tests/
+
+echo "== BPF-LSM VM: build (or reuse) the image, then the in-VM kernel tests (docs/vm.md)"
+d4c vm build
+rc=0
+d4c vm run -- python3 -m pytest -q -p no:cacheprovider tests/kernel || rc=$?
+# pytest's 5 = no tests collected (an empty tests/kernel): nothing failed in this tier.
+if ((rc == 5)); then
+    echo "(no in-VM kernel tests collected)"
+elif ((rc != 0)); then
+    exit "$rc"
+fi

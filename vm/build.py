@@ -108,21 +108,6 @@ def _remove_tree(path: Path) -> None:
     shutil.rmtree(path)
 
 
-@contextmanager
-def _chroot_mounts(root: Path) -> Iterator[None]:
-    # Fresh proc/sysfs instances, never a bind of the host's /dev: a later rm -rf of the tree
-    # must not be able to reach host device nodes.
-    mounted = []
-    try:
-        for fstype, point in (("proc", "proc"), ("sysfs", "sys")):
-            subprocess.run(["mount", "-t", fstype, fstype, str(root / point)], check=True)
-            mounted.append(root / point)
-        yield
-    finally:
-        for point in reversed(mounted):
-            subprocess.run(["umount", "-l", str(point)], check=False)
-
-
 def _debootstrap(inputs: ImageInputs, rebuild: bool, log: Path) -> Path:
     target = cache_root() / "debootstrap" / f"{inputs.suite}-minbase"
     if (target / ".d4c-complete").exists() and not rebuild:
@@ -169,7 +154,7 @@ def _build(inputs: ImageInputs, checkout: Path, final: Path, rebuild: bool) -> I
             env = {**containers.CHROOT_ENV, "D4C_PROVISION_MODE": "image",
                    "D4C_CHECKOUT": "/tmp/d4c-provision", "D4C_WHEELS": "/tmp/d4c-provision/wheels",
                    "D4C_REQUIREMENTS": "/tmp/d4c-provision/requirements.txt"}
-            with _chroot_mounts(rootfs):
+            with containers.chroot_mounts(rootfs):
                 containers.run_logged(["chroot", str(rootfs), "bash", "/tmp/d4c-provision/vm/provision.sh"],
                                       log, "vm/provision.sh", env=env)
             shutil.rmtree(stage)
@@ -180,8 +165,7 @@ def _build(inputs: ImageInputs, checkout: Path, final: Path, rebuild: bool) -> I
             for image in inputs.containers:
                 tree = work / "containers" / image.ref.replace(":", "_")
                 tree.mkdir(parents=True)
-                with _chroot_mounts(tree) if image.packages else _nothing():
-                    containers.build_rootfs(image, minbase, tree, log)
+                containers.build_rootfs(image, minbase, tree, log)
                 trees[image] = tree
             containers.import_into_data_root(trees, rootfs / "var" / "lib" / "docker", log)
             _remove_tree(work / "containers")
@@ -218,8 +202,3 @@ def _build(inputs: ImageInputs, checkout: Path, final: Path, rebuild: bool) -> I
     image = Image.load(final)
     assert image is not None
     return image
-
-
-@contextmanager
-def _nothing() -> Iterator[None]:
-    yield

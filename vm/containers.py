@@ -14,6 +14,8 @@ import signal
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,7 +38,7 @@ CONTAINER_IMAGES: tuple[ContainerImage, ...] = (
                    cmd=("nginx", "-g", "daemon off;"), expose=("80/tcp",)),
 )
 
-CHROOT_ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": "/root", "LC_ALL": "C.UTF-8",
+CHROOT_ENV = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME": "/root", "LC_ALL": "C.UTF-8",
               "DEBIAN_FRONTEND": "noninteractive"}
 
 
@@ -50,6 +52,24 @@ def run_logged(argv: list[str], log: Path, what: str, **kwargs) -> None:
     if result.returncode != 0:
         tail = "\n".join(log.read_text(errors="replace").splitlines()[-25:])
         raise VmError(f"{what} failed (exit {result.returncode}); full log: {log}", detail=tail)
+
+
+@contextmanager
+def chroot_mounts(root: Path) -> Iterator[None]:
+    """proc and sysfs for package scripts in a chroot. Fresh instances, never a bind of the
+    host's /dev: a later rm -rf of the tree must not be able to reach host device nodes."""
+    mounted: list[Path] = []
+    try:
+        for fstype, point in (("proc", "proc"), ("sysfs", "sys")):
+            (root / point).mkdir(exist_ok=True)
+            result = subprocess.run(["mount", "-t", fstype, fstype, str(root / point)], capture_output=True, text=True)
+            if result.returncode != 0:
+                raise VmError(f"mount -t {fstype} on {root / point} failed: {result.stderr.strip()}")
+            mounted.append(root / point)
+        yield
+    finally:
+        for point in reversed(mounted):
+            subprocess.run(["umount", "-l", str(point)], check=False)
 
 
 def build_rootfs(image: ContainerImage, minbase: Path, dest: Path, log: Path) -> None:
@@ -75,7 +95,9 @@ def build_rootfs(image: ContainerImage, minbase: Path, dest: Path, log: Path) ->
         (dest / "usr/sbin/policy-rc.d").chmod(0o755)
         script = ("apt-get update -q && apt-get install -y -q --no-install-recommends "
                   + " ".join(image.packages) + " && apt-get clean")
-        run_logged(["chroot", str(dest), "sh", "-c", script], log, f"apt-get install for {image.ref}", env=CHROOT_ENV)
+        with chroot_mounts(dest):
+            run_logged(["chroot", str(dest), "sh", "-c", script], log, f"apt-get install for {image.ref}",
+                       env=CHROOT_ENV)
         (dest / "usr/sbin/policy-rc.d").unlink()
     # Images carry no apt lists or logs (like the registry's debian images).
     for junk in ("var/lib/apt/lists", "var/cache/apt", "var/log"):

@@ -53,7 +53,10 @@ class BootFailed(Exception):
 
 
 def persistent_dir(checkout: Path) -> Path:
-    return cache_root() / "machines" / hashlib.sha256(str(checkout).encode()).hexdigest()[:12]
+    """Where `d4c vm up` keeps its VM: one per checkout, and per `$D4C_VM_NAME` (default
+    "default") so tests can bring up their own without touching a developer's VM."""
+    name = os.environ.get("D4C_VM_NAME", "default")
+    return cache_root() / "machines" / hashlib.sha256(f"{checkout}\0{name}".encode()).hexdigest()[:12]
 
 
 def kernel_cmdline(checkout: Path) -> str:
