@@ -8,6 +8,7 @@ DEBIAN_PACKAGES=(
     # policy language and conformance suite: Python only (pip below)
     # VM: kernel + rootfs from Debian packages, booted under qemu
     qemu-system-x86 qemu-utils debootstrap e2fsprogs cpio xz-utils zstd busybox-static
+    docker.io  # vm: a private host dockerd imports the container images into the VM image
     # eBPF: CO-RE objects and the libbpf the loader links against
     clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev gcc
     # Vagrantfile check
