@@ -49,6 +49,7 @@ class _Lib:
         self.libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
         self._log: list[str] = []
         self._log_lock = threading.Lock()
+        self._print_buf = ctypes.create_string_buffer(16 << 20)
         self._print_cb = _PRINT_FN(self._on_print)  # kept referenced: libbpf holds the pointer
         c, vp, cp, i, u32, sz = self.c, ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int, ctypes.c_uint32, ctypes.c_size_t
         protos: dict[str, tuple[object, list[object]]] = {
@@ -86,9 +87,10 @@ class _Lib:
 
     def _on_print(self, level: int, fmt: bytes, args: int) -> int:
         # va_list is an array type on x86-64, so it arrives as a pointer vsnprintf accepts.
-        buf = ctypes.create_string_buffer(4096)
-        n = self.libc.vsnprintf(buf, len(buf), fmt, args)
+        # A verifier log arrives as ONE message of up to 16 MiB (libbpf's largest log buffer); the buffer is reused.
         with self._log_lock:
+            buf = self._print_buf
+            n = self.libc.vsnprintf(buf, len(buf), fmt, args)
             self._log.append(buf.value.decode(errors="replace"))
             del self._log[:-2000]  # bounded: a verifier log can be long
         return max(n, 0)

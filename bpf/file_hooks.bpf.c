@@ -1,0 +1,655 @@
+// SPDX-License-Identifier: GPL-2.0
+// File drift prevention (D17-D19, D22): LSM hooks classify each file operation of a process
+// in a container, resolve the target to a path inside the container's root, match it against
+// the policy's file selectors, evaluate the responses, report to the ring buffer and block
+// with -EPERM. Static selector conditions (image, orchestrator) are evaluated in userspace
+// per container and arrive here as the `container_selectors` bitmask of its cgroup.
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
+#include "d4c_abi.h"
+
+char LICENSE[] SEC("license") = "GPL";
+
+#define S_IFMT 00170000
+#define S_IFREG 0100000
+#define S_IFDIR 0040000
+#define S_IFLNK 0120000
+#define S_IXUGO 00111
+#define FMODE_WRITE 0x2
+#define FMODE_CREATED 0x100000
+#define O_TRUNC 00001000
+#define WALK_SLOTS 128 /* power of two >= D4C_MAX_WALK, so that a mask bounds the index */
+#define MATCH_MAX_STEPS (1 << 23) /* bpf_loop's own maximum */
+
+/* Keep the shared types in BTF even where no code uses them (the layout test reads them). */
+const struct d4c_file_event *unused_event __attribute__((unused));
+const struct d4c_inode_key *unused_inode_key __attribute__((unused));
+const enum d4c_limits *unused_limits __attribute__((unused));
+const enum d4c_token *unused_token __attribute__((unused));
+const enum d4c_file_op *unused_op __attribute__((unused));
+const enum d4c_mount_class *unused_mount __attribute__((unused));
+const enum d4c_action *unused_action __attribute__((unused));
+const enum d4c_hook *unused_hook __attribute__((unused));
+const enum d4c_event_action *unused_event_action __attribute__((unused));
+const enum d4c_event_flags *unused_flags __attribute__((unused));
+const enum d4c_stat *unused_stat __attribute__((unused));
+
+/* cgroup v2 id of a container -> file selectors whose static conditions it meets. 4096
+ * containers is far more than one node runs; absent = not a container = never matches (D15). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u64);
+	__type(value, __u64);
+} container_selectors SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct d4c_file_policy);
+} file_policy SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, D4C_MAX_PATTERNS);
+	__type(key, __u32);
+	__type(value, struct d4c_path_pattern);
+} path_patterns SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, D4C_MAX_RESPONSES);
+	__type(key, __u32);
+	__type(value, struct d4c_response);
+} responses SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, D4C_STAT_COUNT);
+	__type(key, __u32);
+	__type(value, __u64);
+} stats SEC(".maps");
+
+/* 4 MiB: ~950 full-size records before userspace must have drained some. */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 4 << 20);
+} file_events SEC(".maps");
+
+/* An O_TRUNC open is reported once, by file_open: it records the inode here so that the
+ * path_truncate that follows in the same thread is not reported a second time. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u64);   /* pid_tgid */
+	__type(value, __u64); /* struct inode * */
+} truncating_open SEC(".maps");
+
+/* Per-CPU scratch: two records (rename decides both sides before reporting either) and the
+ * component names of the walk in progress. Too large for the 512-byte BPF stack. */
+struct scratch {
+	struct d4c_file_event ev[2];
+	__u64 names[WALK_SLOTS]; /* const unsigned char * of d_name */
+	__u32 lens[WALK_SLOTS];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct scratch);
+} scratch_map SEC(".maps");
+
+static __always_inline void stat_add(__u32 idx)
+{
+	__u64 *v = bpf_map_lookup_elem(&stats, &idx);
+	if (v)
+		__sync_fetch_and_add(v, 1);
+}
+
+static __always_inline struct scratch *get_scratch(void)
+{
+	__u32 zero = 0;
+	return bpf_map_lookup_elem(&scratch_map, &zero);
+}
+
+static __always_inline struct mount *real_mount(struct vfsmount *mnt)
+{
+	return (struct mount *)((void *)mnt - bpf_core_field_offset(struct mount, mnt));
+}
+
+/* D19: the mount class of the mount `mnt` that holds the file. */
+static __always_inline __u32 mount_class(struct vfsmount *mnt, struct vfsmount *root_mnt)
+{
+	if (mnt == root_mnt)
+		return D4C_MOUNT_ROOT;
+	umode_t mode = BPF_CORE_READ(mnt, mnt_root, d_inode, i_mode);
+	/* A single-file bind mount is a mount whose root dentry is not a directory. */
+	if ((mode & S_IFMT) != S_IFDIR)
+		return D4C_MOUNT_FILE;
+	return D4C_MOUNT_VOLUME;
+}
+
+/* The walk up from a dentry to the task's root, one bpf_loop step per dentry or mount
+ * crossing. Kernel pointers are kept as integers: they are only ever read with
+ * bpf_probe_read_kernel (BPF_CORE_READ) and compared. */
+struct walk_ctx {
+	__u64 mnt;         /* struct mount * */
+	__u64 d;           /* struct dentry * */
+	__u64 root_mnt;    /* struct vfsmount * of the task's root */
+	__u64 root_dentry;
+	__u32 n;           /* components recorded in scratch names/lens */
+	__u32 complete;
+};
+
+static long walk_step(__u32 iter, struct walk_ctx *c)
+{
+	struct scratch *sc = get_scratch();
+	if (!sc)
+		return 1;
+	struct mount *mnt = (struct mount *)c->mnt;
+	struct dentry *d = (struct dentry *)c->d;
+	__u64 cur = c->mnt + bpf_core_field_offset(struct mount, mnt);
+	if (c->d == c->root_dentry && cur == c->root_mnt) {
+		c->complete = 1;
+		return 1;
+	}
+	struct dentry *mnt_root = BPF_CORE_READ(mnt, mnt.mnt_root);
+	if (d == mnt_root) {
+		struct mount *parent = BPF_CORE_READ(mnt, mnt_parent);
+		if (parent == mnt)
+			return 1; /* the namespace root, and the task's root was not met */
+		c->d = (__u64)BPF_CORE_READ(mnt, mnt_mountpoint);
+		c->mnt = (__u64)parent;
+		return 0;
+	}
+	struct dentry *up = BPF_CORE_READ(d, d_parent);
+	if (up == d || c->n >= D4C_MAX_WALK)
+		return 1;
+	__u32 n = c->n & (WALK_SLOTS - 1);
+	sc->names[n] = (__u64)BPF_CORE_READ(d, d_name.name);
+	sc->lens[n] = BPF_CORE_READ(d, d_name.len);
+	c->n++;
+	c->d = (__u64)up;
+	return 0;
+}
+
+/* Copies the recorded components, outermost first, into the record's path. */
+struct join_ctx {
+	__u32 n;
+	__u32 off;
+	__u32 which;
+	__u32 overflow;
+};
+
+static long join_step(__u32 i, struct join_ctx *c)
+{
+	struct scratch *sc = get_scratch();
+	if (!sc || i >= c->n)
+		return 1;
+	struct d4c_file_event *ev = &sc->ev[c->which & 1];
+	__u32 idx = (c->n - 1 - i) & (WALK_SLOTS - 1);
+	__u32 len = sc->lens[idx] & 255;
+	__u32 off = c->off;
+	if (off + 1 + len >= D4C_PATH_MAX) {
+		c->overflow = 1;
+		return 1;
+	}
+	ev->path[off & (D4C_PATH_MAX - 1)] = '/';
+	off++;
+	bpf_probe_read_kernel(&ev->path[off & (D4C_PATH_MAX - 1)], len, (void *)sc->names[idx]);
+	c->off = off + len;
+	return 0;
+}
+
+/*
+ * The one path helper of every hook: writes into record `which` the path of `dentry` (on
+ * mount `vfsmnt`) as seen from the current task's root (its container's root after
+ * pivot_root), crossing mount points upwards, and sets its mount class (D19). `dentry` may be
+ * negative (a name about to be created): only its name and parent are used. Returns 0, or -1
+ * when the path is incomplete (too deep, too long, or not under the task's root); the caller
+ * then decides fail-closed.
+ */
+static __noinline int resolve_path(struct d4c_file_event *ev, __u32 which,
+				   struct vfsmount *vfsmnt, struct dentry *dentry)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct vfsmount *root_mnt = BPF_CORE_READ(task, fs, root.mnt);
+	struct walk_ctx w = {
+		.mnt = (__u64)real_mount(vfsmnt),
+		.d = (__u64)dentry,
+		.root_mnt = (__u64)root_mnt,
+		.root_dentry = (__u64)BPF_CORE_READ(task, fs, root.dentry),
+	};
+	ev->mount = mount_class(vfsmnt, root_mnt);
+	bpf_loop(D4C_MAX_WALK + 16, walk_step, &w, 0);
+
+	struct join_ctx j = {.n = w.n, .which = which};
+	if (w.n == 0) {
+		ev->path[0] = '/';
+		j.off = 1;
+	} else {
+		bpf_loop(D4C_MAX_WALK, join_step, &j, 0);
+	}
+	ev->path_len = j.off;
+	ev->path[j.off & (D4C_PATH_MAX - 1)] = 0;
+	if (!w.complete || j.overflow) {
+		ev->flags |= D4C_EVENT_PATH_INCOMPLETE;
+		stat_add(D4C_STAT_PATH_INCOMPLETE);
+		return -1;
+	}
+	return 0;
+}
+
+/* State of the pattern matcher, run as one bpf_loop over all patterns: each step advances one
+ * pattern by one character (the iterative glob match with two backtrack points: the last `*`
+ * and the last `**`). */
+struct match_ctx {
+	__u64 need;     /* selectors still worth matching */
+	__u64 matched;  /* selectors with a matching pattern */
+	__u32 which;    /* scratch record index */
+	__u32 i;        /* pattern index */
+	__u32 n;        /* number of patterns */
+	__u32 fresh;    /* 1: pattern i not started */
+	__s32 p, s, sp, ss, dp, ds;
+};
+
+static long match_step(__u32 iter, struct match_ctx *c)
+{
+	if (c->i >= c->n || c->i >= D4C_MAX_PATTERNS)
+		return 1;
+	__u32 i = c->i;
+	struct d4c_path_pattern *pat = bpf_map_lookup_elem(&path_patterns, &i);
+	struct scratch *sc = get_scratch();
+	if (!pat || !sc)
+		return 1;
+	struct d4c_file_event *ev = &sc->ev[c->which & 1];
+	if (c->fresh) {
+		if (!(pat->selectors & c->need) || (pat->selectors & c->matched) == pat->selectors) {
+			c->i++;
+			return 0;
+		}
+		c->fresh = 0;
+		c->p = c->s = 0;
+		c->sp = c->ss = c->dp = c->ds = -1;
+	}
+	__s32 plen = pat->len & (D4C_PATTERN_MAX - 1);
+	__s32 slen = ev->path_len & (D4C_PATH_MAX - 1);
+	__s32 p = c->p, s = c->s;
+	int done = 0, ok = 0;
+
+	if (s < slen) {
+		__u8 tok = p < plen ? pat->tokens[p & (D4C_PATTERN_MAX - 1)] : 0;
+		char ch = ev->path[s & (D4C_PATH_MAX - 1)];
+		if (tok == D4C_TOKEN_GLOBSTAR) {
+			c->dp = p;
+			c->ds = s;
+			c->sp = -1;
+			c->p = p + 1;
+		} else if (tok == D4C_TOKEN_STAR) {
+			c->sp = p;
+			c->ss = s;
+			c->p = p + 1;
+		} else if (p < plen && tok == (__u8)ch) {
+			c->p = p + 1;
+			c->s = s + 1;
+		} else if (c->sp >= 0 && ev->path[c->ss & (D4C_PATH_MAX - 1)] != '/') {
+			c->ss++;
+			c->s = c->ss;
+			c->p = c->sp + 1;
+		} else if (c->dp >= 0) {
+			c->ds++;
+			c->s = c->ds;
+			c->p = c->dp + 1;
+			c->sp = -1;
+		} else {
+			done = 1;
+		}
+	} else {
+		__u8 tok = p < plen ? pat->tokens[p & (D4C_PATTERN_MAX - 1)] : 0;
+		if (p < plen && (tok == D4C_TOKEN_STAR || tok == D4C_TOKEN_GLOBSTAR)) {
+			c->p = p + 1;
+		} else {
+			done = 1;
+			ok = p == plen;
+		}
+	}
+	if (done) {
+		if (ok)
+			c->matched |= pat->selectors;
+		c->i++;
+		c->fresh = 1;
+	}
+	return 0;
+}
+
+/* D22: response i fires when one of its `match` selectors matched and none of its `exclude`
+ * selectors did. A bpf_loop, not a for loop: the verifier would walk every iteration. */
+struct response_ctx {
+	__u64 matched;
+	__u64 unsure;   /* fail-closed: counted as matched for `match`, not for `exclude` */
+	__u64 shown;
+	__u32 actions;
+	__u32 n;
+};
+
+static long response_step(__u32 i, struct response_ctx *c)
+{
+	if (i >= c->n)
+		return 1;
+	struct d4c_response *r = bpf_map_lookup_elem(&responses, &i);
+	if (!r)
+		return 1;
+	__u64 hit = r->match & (c->matched | c->unsure);
+	if (hit && !(r->exclude & c->matched)) {
+		c->shown |= hit;
+		c->actions |= r->actions;
+	}
+	return 0;
+}
+
+/*
+ * D22 in the kernel: which selectors match the operation in ev (operation, mount, path), which
+ * responses fire, with which actions. Sets ev->selectors and ev->actions; returns the actions.
+ */
+static __noinline __u32 decide(struct d4c_file_event *ev, __u32 which, __u64 container_mask)
+{
+	__u32 zero = 0;
+	struct d4c_file_policy *pol = bpf_map_lookup_elem(&file_policy, &zero);
+	if (!pol)
+		return 0;
+	__u32 op_idx = 0;
+	switch (ev->operation) {
+	case D4C_OP_CREATE_EXECUTABLE: op_idx = 0; break;
+	case D4C_OP_MODIFY_EXECUTABLE: op_idx = 1; break;
+	case D4C_OP_CREATE_FILE: op_idx = 2; break;
+	case D4C_OP_MODIFY_FILE: op_idx = 3; break;
+	default: op_idx = 4; break;
+	}
+	__u64 cand = container_mask & pol->op_selectors[op_idx];
+	if (ev->mount != D4C_MOUNT_ROOT)
+		cand &= ~pol->ignore_volume_mounts;
+	if (ev->mount == D4C_MOUNT_FILE)
+		cand &= ~pol->ignore_volume_files;
+	if (!cand)
+		return 0;
+
+	__u64 matched = cand & ~pol->path_selectors;
+	/* Fail closed (path unknown): path selectors count as matched where they are `match`
+	 * selectors and as not matched where they are `exclude` selectors. */
+	__u64 unsure = 0;
+	__u64 need = cand & pol->path_selectors;
+	if (need) {
+		if (ev->flags & D4C_EVENT_PATH_INCOMPLETE) {
+			unsure = need;
+		} else {
+			struct match_ctx c = {
+				.need = need, .which = which, .n = pol->n_patterns, .fresh = 1,
+			};
+			bpf_loop(MATCH_MAX_STEPS, match_step, &c, 0);
+			if (c.i < c.n) {
+				ev->flags |= D4C_EVENT_MATCH_INCOMPLETE;
+				stat_add(D4C_STAT_MATCH_INCOMPLETE);
+				unsure = need & ~c.matched;
+			}
+			matched |= c.matched & need;
+		}
+	}
+
+	struct response_ctx rc = {.matched = matched, .unsure = unsure, .n = pol->n_responses};
+	bpf_loop(D4C_MAX_RESPONSES, response_step, &rc, 0);
+	__u64 shown = rc.shown;
+	__u32 actions = rc.actions;
+	ev->selectors = shown;
+	ev->actions = actions;
+	return actions;
+}
+
+/* The common part of every hook: the container's selector mask, or 0 for a host task. */
+static __always_inline __u64 container_mask(void)
+{
+	__u64 cgid = bpf_get_current_cgroup_id();
+	__u64 *mask = bpf_map_lookup_elem(&container_selectors, &cgid);
+	return mask ? *mask : 0;
+}
+
+static __always_inline struct d4c_file_event *begin(struct scratch *sc, __u32 which, __u32 op,
+						    __u32 event_action, __u32 hook)
+{
+	struct d4c_file_event *ev = &sc->ev[which & 1];
+	ev->operation = op;
+	ev->event_action = event_action;
+	ev->hook = hook;
+	ev->flags = 0;
+	ev->selectors = 0;
+	ev->actions = 0;
+	ev->blocked = 0;
+	return ev;
+}
+
+static __always_inline void fill_task(struct d4c_file_event *ev)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	ev->timestamp_ns = bpf_ktime_get_ns();
+	ev->cgroup_id = bpf_get_current_cgroup_id();
+	ev->pid = pid_tgid >> 32;
+	ev->tid = (__u32)pid_tgid;
+	ev->ppid = BPF_CORE_READ(task, real_parent, tgid);
+	ev->uid = BPF_CORE_READ(task, cred, euid.val);
+	ev->gid = BPF_CORE_READ(task, cred, egid.val);
+	ev->start_time_ns = BPF_CORE_READ(task, group_leader, start_time);
+	ev->tty = BPF_CORE_READ(task, signal, tty) != NULL;
+	bpf_get_current_comm(ev->comm, sizeof(ev->comm));
+}
+
+static __always_inline void emit(struct d4c_file_event *ev, __u32 blocked)
+{
+	ev->blocked = blocked;
+	fill_task(ev);
+	if (bpf_ringbuf_output(&file_events, ev, sizeof(*ev), 0))
+		stat_add(D4C_STAT_RINGBUF_FULL);
+	else
+		stat_add(D4C_STAT_EVENTS);
+}
+
+static __always_inline __u32 modify_op(umode_t mode)
+{
+	return (mode & S_IXUGO) ? D4C_OP_MODIFY_EXECUTABLE : D4C_OP_MODIFY_FILE;
+}
+
+static __always_inline __u32 create_op(umode_t mode)
+{
+	return (mode & S_IXUGO) ? D4C_OP_CREATE_EXECUTABLE : D4C_OP_CREATE_FILE;
+}
+
+/* One operation on one path: decide, report, and the hook's return value. */
+static __always_inline int single(struct vfsmount *mnt, struct dentry *dentry, __u64 mask,
+				  __u32 op, __u32 event_action, __u32 hook)
+{
+	struct scratch *sc = get_scratch();
+	if (!sc)
+		return 0;
+	struct d4c_file_event *ev = begin(sc, 0, op, event_action, hook);
+	resolve_path(ev, 0, mnt, dentry);
+	__u32 actions = decide(ev, 0, mask);
+	if (!actions)
+		return 0;
+	__u32 block = (actions & D4C_ACTION_BLOCK) != 0;
+	emit(ev, block);
+	if (block) {
+		stat_add(D4C_STAT_BLOCKS);
+		return -EPERM;
+	}
+	return 0;
+}
+
+SEC("lsm/file_open")
+int BPF_PROG(d4c_file_open, struct file *file, int ret)
+{
+	if (ret)
+		return ret;
+	__u64 mask = container_mask();
+	if (!mask)
+		return 0;
+	__u32 fmode = BPF_CORE_READ(file, f_mode);
+	__u32 flags = BPF_CORE_READ(file, f_flags);
+	if (fmode & FMODE_CREATED)
+		return 0; /* this open created the file: reported as a creation by path_mknod */
+	if (!(fmode & FMODE_WRITE) && !(flags & O_TRUNC))
+		return 0;
+	struct inode *inode = BPF_CORE_READ(file, f_inode);
+	umode_t mode = BPF_CORE_READ(inode, i_mode);
+	if ((mode & S_IFMT) != S_IFREG)
+		return 0;
+	int rc = single(BPF_CORE_READ(file, f_path.mnt), BPF_CORE_READ(file, f_path.dentry), mask,
+			modify_op(mode), D4C_EVENT_MODIFICATION, D4C_HOOK_FILE_OPEN);
+	if (!rc && (flags & O_TRUNC)) {
+		__u64 key = bpf_get_current_pid_tgid();
+		__u64 val = (__u64)inode;
+		bpf_map_update_elem(&truncating_open, &key, &val, BPF_ANY);
+	}
+	return rc;
+}
+
+SEC("lsm/path_truncate")
+int BPF_PROG(d4c_path_truncate, const struct path *path, int ret)
+{
+	if (ret)
+		return ret;
+	__u64 mask = container_mask();
+	if (!mask)
+		return 0;
+	struct inode *inode = BPF_CORE_READ(path, dentry, d_inode);
+	__u64 key = bpf_get_current_pid_tgid();
+	__u64 *opened = bpf_map_lookup_elem(&truncating_open, &key);
+	if (opened) {
+		__u64 same = *opened == (__u64)inode;
+		bpf_map_delete_elem(&truncating_open, &key);
+		if (same)
+			return 0; /* the O_TRUNC of an open already reported by file_open */
+	}
+	umode_t mode = BPF_CORE_READ(inode, i_mode);
+	if ((mode & S_IFMT) != S_IFREG)
+		return 0;
+	return single(BPF_CORE_READ(path, mnt), BPF_CORE_READ(path, dentry), mask, modify_op(mode),
+		      D4C_EVENT_MODIFICATION, D4C_HOOK_PATH_TRUNCATE);
+}
+
+SEC("lsm/path_mknod")
+int BPF_PROG(d4c_path_mknod, const struct path *dir, struct dentry *dentry, umode_t mode,
+	     unsigned int dev, int ret)
+{
+	if (ret)
+		return ret;
+	__u64 mask = container_mask();
+	if (!mask)
+		return 0;
+	if ((mode & S_IFMT) != S_IFREG && (mode & S_IFMT) != 0)
+		return 0; /* D17: only regular files (mknod of type 0 makes one) */
+	return single(BPF_CORE_READ(dir, mnt), dentry, mask, create_op(mode), D4C_EVENT_CREATION,
+		      D4C_HOOK_PATH_MKNOD);
+}
+
+SEC("lsm/path_unlink")
+int BPF_PROG(d4c_path_unlink, const struct path *dir, struct dentry *dentry, int ret)
+{
+	if (ret)
+		return ret;
+	__u64 mask = container_mask();
+	if (!mask)
+		return 0;
+	umode_t mode = BPF_CORE_READ(dentry, d_inode, i_mode);
+	if ((mode & S_IFMT) != S_IFREG && (mode & S_IFMT) != S_IFLNK)
+		return 0;
+	return single(BPF_CORE_READ(dir, mnt), dentry, mask, D4C_OP_DELETE_FILE, D4C_EVENT_DELETION,
+		      D4C_HOOK_PATH_UNLINK);
+}
+
+SEC("lsm/path_link")
+int BPF_PROG(d4c_path_link, struct dentry *old_dentry, const struct path *new_dir,
+	     struct dentry *new_dentry, int ret)
+{
+	if (ret)
+		return ret;
+	__u64 mask = container_mask();
+	if (!mask)
+		return 0;
+	umode_t mode = BPF_CORE_READ(old_dentry, d_inode, i_mode);
+	if ((mode & S_IFMT) != S_IFREG)
+		return 0;
+	return single(BPF_CORE_READ(new_dir, mnt), new_dentry, mask, create_op(mode), D4C_EVENT_LINK,
+		      D4C_HOOK_PATH_LINK);
+}
+
+SEC("lsm/path_chmod")
+int BPF_PROG(d4c_path_chmod, const struct path *path, umode_t mode, int ret)
+{
+	if (ret)
+		return ret;
+	__u64 mask = container_mask();
+	if (!mask)
+		return 0;
+	umode_t old = BPF_CORE_READ(path, dentry, d_inode, i_mode);
+	if ((old & S_IFMT) != S_IFREG)
+		return 0;
+	/* D17: adding an execute bit to a file that had none creates an executable. */
+	if (!(old & S_IXUGO) && (mode & S_IXUGO))
+		return single(BPF_CORE_READ(path, mnt), BPF_CORE_READ(path, dentry), mask,
+			      D4C_OP_CREATE_EXECUTABLE, D4C_EVENT_CREATION, D4C_HOOK_PATH_CHMOD);
+	return single(BPF_CORE_READ(path, mnt), BPF_CORE_READ(path, dentry), mask, modify_op(old),
+		      D4C_EVENT_MODIFICATION, D4C_HOOK_PATH_CHMOD);
+}
+
+/* D18: rename(a, b) is deleteFile on a and createX or modifyX on b; blocked if either is. */
+SEC("lsm/path_rename")
+int BPF_PROG(d4c_path_rename, const struct path *old_dir, struct dentry *old_dentry,
+	     const struct path *new_dir, struct dentry *new_dentry, unsigned int flags, int ret)
+{
+	if (ret)
+		return ret;
+	__u64 mask = container_mask();
+	if (!mask)
+		return 0;
+	umode_t old_mode = BPF_CORE_READ(old_dentry, d_inode, i_mode);
+	__u32 old_type = old_mode & S_IFMT;
+	if (old_type != S_IFREG && old_type != S_IFLNK)
+		return 0; /* directories are not files (D17) */
+	struct scratch *sc = get_scratch();
+	if (!sc)
+		return 0;
+
+	struct d4c_file_event *del = begin(sc, 0, D4C_OP_DELETE_FILE, D4C_EVENT_RENAME,
+					   D4C_HOOK_PATH_RENAME);
+	resolve_path(del, 0, BPF_CORE_READ(old_dir, mnt), old_dentry);
+	__u32 del_actions = decide(del, 0, mask);
+
+	__u32 put_actions = 0;
+	struct d4c_file_event *put = 0;
+	if (old_type == S_IFREG) {
+		struct inode *target = BPF_CORE_READ(new_dentry, d_inode);
+		__u32 op;
+		if (target) {
+			umode_t tmode = BPF_CORE_READ(target, i_mode);
+			op = modify_op(tmode);
+		} else {
+			op = create_op(old_mode);
+		}
+		put = begin(sc, 1, op, D4C_EVENT_RENAME, D4C_HOOK_PATH_RENAME);
+		resolve_path(put, 1, BPF_CORE_READ(new_dir, mnt), new_dentry);
+		put_actions = decide(put, 1, mask);
+	}
+	__u32 block = ((del_actions | put_actions) & D4C_ACTION_BLOCK) != 0;
+	if (del_actions)
+		emit(del, block);
+	if (put && put_actions)
+		emit(put, block);
+	if (block) {
+		stat_add(D4C_STAT_BLOCKS);
+		return -EPERM;
+	}
+	return 0;
+}
