@@ -91,9 +91,8 @@ def sandbox(tmp_path: Path) -> Iterator[tuple[subprocess.Popen, int, Path]]:
 
     # preexec_fn is the only stdlib way to run code between fork and exec; the test starts no
     # threads of its own, which is the condition for it to be safe.
-    init = subprocess.Popen(  # noqa: PLW1509
-        ["/bin/busybox", "sh", "-c", "/bin/busybox sleep 60 & wait"], preexec_fn=enter
-    )
+    argv = ["/bin/busybox", "sh", "-c", "/bin/busybox sleep 60 & wait"]
+    init = subprocess.Popen(argv, preexec_fn=enter)  # noqa: PLW1509
     child = None
     try:
         deadline = time.monotonic() + 10
