@@ -9,6 +9,7 @@ boolean condition is None. Selector attribute names ARE the canonical condition 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -118,6 +119,13 @@ NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]*$"  # D2
 
 # --- diagnostics ---------------------------------------------------------------------------
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]")
+
+
+def _escape_control(match: re.Match[str]) -> str:
+    char = match.group()
+    return {"\n": "\\n", "\r": "\\r", "\t": "\\t"}.get(char, f"\\x{ord(char):02x}" if ord(char) < 256 else f"\\u{ord(char):04x}")
+
 
 @dataclass(frozen=True, slots=True)
 class Diagnostic:
@@ -133,6 +141,13 @@ class Diagnostic:
     column: int | None
     message: str
     code: str
+
+    def __post_init__(self) -> None:
+        # One problem, one line: control characters from the policy (a key "a\nb") are escaped.
+        for name in ("path", "message"):
+            value = getattr(self, name)
+            if _CONTROL.search(value):
+                object.__setattr__(self, name, _CONTROL.sub(_escape_control, value))
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -187,8 +202,9 @@ class Selector:
     processUserId: tuple[str, ...] = ()  # integers in the YAML are normalised to strings
     sessionLeaderInteractive: bool | None = None
     sessionLeaderExecutable: tuple[str, ...] = ()
-    line: int | None = None
-    column: int | None = None
+    # Where it was written: not part of its meaning (two equal policies may differ in layout).
+    line: int | None = field(default=None, compare=False)
+    column: int | None = field(default=None, compare=False)
     # The compiled form used by the matcher, built once per selector (matcher.py).
     _compiled: Any = field(default=None, init=False, repr=False, compare=False, hash=False)
 
@@ -231,8 +247,9 @@ class Response:
     match: tuple[str, ...]
     exclude: tuple[str, ...]
     actions: frozenset[str]
-    line: int | None = None
-    column: int | None = None
+    # Where it was written: not part of its meaning (two equal policies may differ in layout).
+    line: int | None = field(default=None, compare=False)
+    column: int | None = field(default=None, compare=False)
     kind: SectionKind = "file"
 
 

@@ -106,8 +106,8 @@ ERROR_CASES: list[ErrorCase] = [
             - {match: [a], actions: [log]}
         """, schema=False),
     # --- empty-policy (D1) -----------------------------------------------------------------
-    E("empty-document", "empty-policy", "", "#!\n", "D1", schema=False),
-    E("comments-only", "empty-policy", "", "# nothing here  #!\n", "D1", schema=False),
+    E("empty-document", "empty-policy", "", "#!\n", "D1"),
+    E("comments-only", "empty-policy", "", "# nothing here  #!\n", "D1"),
     E("empty-mapping", "empty-policy", "", "{}  #!\n", "D1"),
     E("null-document", "empty-policy", "", "~  #!\n", "D1"),
     # --- unknown-key (D1) --------------------------------------------------------------------
