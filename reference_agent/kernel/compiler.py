@@ -1,0 +1,184 @@
+"""The policy → BPF-map compiler for the file section (bpf/file_hooks.bpf.c).
+
+What the kernel decides per operation (operation bit, mount class D19, path patterns D11,
+responses D22) becomes map values (abi.FilePolicy, abi.PathPattern, abi.Response). What does
+not change during a container's life (image and orchestrator conditions, D12-D15) is decided
+here, once per container: `container_mask()` gives the bitmask of selectors whose static
+conditions the container meets, by asking the reference evaluator itself (reference_agent.policy)
+with the per-operation conditions stripped, so the two cannot disagree on those conditions.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from reference_agent.kernel import abi
+from reference_agent.policy.matcher import selector_matches
+from reference_agent.policy.model import Policy, Section, Selector
+from reference_agent.policy.operation import Container, FileTarget, Operation, Orchestrator
+
+# A pattern with k `/**/` becomes 2**k kernel patterns; three is more than real policies use.
+MAX_DOUBLE_SLASH_GLOBSTARS = 3
+
+
+class CompileError(ValueError):
+    """The policy is valid but the kernel matcher cannot represent it; says which selector."""
+
+
+@dataclass(frozen=True)
+class CompiledFilePolicy:
+    names: tuple[str, ...]  # selector names by bit (= policy order)
+    policy: abi.FilePolicy
+    patterns: tuple[abi.PathPattern, ...]
+    responses: tuple[abi.Response, ...]
+    static_selectors: tuple[Selector, ...]  # the selectors with only their static conditions
+
+    def container_mask(self, container: Container | None, orchestrator: Orchestrator | None = None) -> int:
+        """Bit i set when selector i's image/orchestrator conditions hold for this container.
+        0 for a host process (D15)."""
+        if container is None:
+            return 0
+        probe = Operation(
+            kind="file", operation="createFile", file=FileTarget(path="/", mount="root"),
+            container=container, orchestrator=orchestrator,
+        )
+        mask = 0
+        for bit, selector in enumerate(self.static_selectors):
+            if selector_matches(selector, probe):
+                mask |= 1 << bit
+        return mask
+
+    def selector_names(self, mask: int) -> tuple[str, ...]:
+        return tuple(name for bit, name in enumerate(self.names) if mask >> bit & 1)
+
+
+def pattern_tokens(pattern: str) -> list[bytes]:
+    """A D11 path pattern as kernel token strings: literal bytes, D4C_TOKEN_STAR for `*`,
+    D4C_TOKEN_GLOBSTAR for `**`. A `/**/` (which also matches a single `/`) becomes two
+    patterns: one with `/**/` and one with `/`. Mirrors patterns.path_pattern_regex."""
+    star, globstar = int(abi.Token.D4C_TOKEN_STAR), int(abi.Token.D4C_TOKEN_GLOBSTAR)
+    raw = pattern.encode()
+    variants = [bytearray()]
+    i, n = 0, len(raw)
+    while i < n:
+        if raw[i] != ord("*"):
+            for v in variants:
+                v.append(raw[i])
+            i += 1
+            continue
+        j = i
+        while j < n and raw[j] == ord("*"):
+            j += 1
+        if j - i == 1:
+            for v in variants:
+                v.append(star)
+        elif i > 0 and raw[i - 1] == ord("/") and j < n and raw[j] == ord("/"):
+            # with `**/`: `/` `**` `/` …; without: the `/` already emitted, skip `**/`.
+            variants = [v + bytes([globstar, ord("/")]) for v in variants] + [bytearray(v) for v in variants]
+            j += 1
+        else:
+            for v in variants:
+                v.append(globstar)
+        i = j
+    return [bytes(v) for v in variants]
+
+
+def glob_match(tokens: bytes, path: bytes) -> bool:
+    """The kernel's matcher (match_step in file_hooks.bpf.c), step for step: an iterative glob
+    with two backtrack points, the last `*` (never extended over `/`) and the last `**`."""
+    star, globstar, slash = int(abi.Token.D4C_TOKEN_STAR), int(abi.Token.D4C_TOKEN_GLOBSTAR), ord("/")
+    p = s = 0
+    sp = ss = dp = ds = -1
+    while s < len(path):
+        tok = tokens[p] if p < len(tokens) else 0
+        if tok == globstar:
+            dp, ds, sp = p, s, -1
+            p += 1
+        elif tok == star:
+            sp, ss = p, s
+            p += 1
+        elif p < len(tokens) and tok == path[s]:
+            p += 1
+            s += 1
+        elif sp >= 0 and path[ss] != slash:
+            ss += 1
+            s, p = ss, sp + 1
+        elif dp >= 0:
+            ds += 1
+            s, p, sp = ds, dp + 1, -1
+        else:
+            return False
+    while p < len(tokens) and tokens[p] in (star, globstar):
+        p += 1
+    return p == len(tokens)
+
+
+def _static_only(selector: Selector) -> Selector:
+    return dataclasses.replace(
+        selector, operations=frozenset(), targetFilePath=(), ignoreVolumeMounts=None, ignoreVolumeFiles=None
+    )
+
+
+def compile_file_section(policy: Policy) -> CompiledFilePolicy:
+    """Compile the file section of a validated policy (an absent section compiles to nothing)."""
+    section: Section | None = policy.file
+    selectors = section.selectors if section else ()
+    responses = section.responses if section else ()
+    if len(selectors) > abi.D4C_MAX_SELECTORS or len(responses) > abi.D4C_MAX_RESPONSES:
+        raise CompileError(f"more than {abi.D4C_MAX_SELECTORS} selectors or responses (D26)")
+
+    pol = abi.FilePolicy()
+    by_tokens: dict[bytes, int] = {}  # distinct kernel pattern -> selector mask
+    for bit, sel in enumerate(selectors):
+        for op_name, op_bit in abi.FILE_OP_BITS.items():
+            if not sel.operations or op_name in sel.operations:
+                pol.op_selectors[op_bit.bit_length() - 1] |= 1 << bit
+        if sel.ignoreVolumeMounts:
+            pol.ignore_volume_mounts |= 1 << bit
+        if sel.ignoreVolumeFiles:
+            pol.ignore_volume_files |= 1 << bit
+        if sel.targetFilePath:
+            pol.path_selectors |= 1 << bit
+        for pattern in sel.targetFilePath:
+            if pattern.count("/**/") > MAX_DOUBLE_SLASH_GLOBSTARS:
+                raise CompileError(
+                    f"selector {sel.name}: targetFilePath {pattern!r} has more than "
+                    f"{MAX_DOUBLE_SLASH_GLOBSTARS} '/**/' (the kernel matcher expands each into two patterns)"
+                )
+            for tokens in pattern_tokens(pattern):
+                if any(b in (0, 1, 2) for b in pattern.encode()):
+                    raise CompileError(f"selector {sel.name}: targetFilePath {pattern!r} has a control byte 0x00-0x02")
+                if len(tokens) >= abi.D4C_PATTERN_MAX:
+                    raise CompileError(f"selector {sel.name}: targetFilePath {pattern!r} is too long for the kernel")
+                by_tokens[tokens] = by_tokens.get(tokens, 0) | 1 << bit
+    if len(by_tokens) > abi.D4C_MAX_PATTERNS:
+        raise CompileError(f"{len(by_tokens)} distinct path patterns; the kernel holds at most {abi.D4C_MAX_PATTERNS}")
+
+    patterns = []
+    for tokens, mask in by_tokens.items():
+        entry = abi.PathPattern(selectors=mask, len=len(tokens))
+        entry.tokens[: len(tokens)] = tokens
+        patterns.append(entry)
+    bit_of = {sel.name: 1 << bit for bit, sel in enumerate(selectors)}
+    compiled_responses = []
+    for r in responses:
+        actions = 0
+        for action in r.actions:
+            actions |= abi.ACTION_BITS[action]
+        compiled_responses.append(
+            abi.Response(
+                match=sum(bit_of[n] for n in set(r.match)),
+                exclude=sum(bit_of[n] for n in set(r.exclude)),
+                actions=actions,
+            )
+        )
+    pol.n_patterns = len(patterns)
+    pol.n_responses = len(compiled_responses)
+    return CompiledFilePolicy(
+        names=tuple(sel.name for sel in selectors),
+        policy=pol,
+        patterns=tuple(patterns),
+        responses=tuple(compiled_responses),
+        static_selectors=tuple(_static_only(sel) for sel in selectors),
+    )

@@ -1,0 +1,69 @@
+"""Ring-buffer records → `reference_agent.activity` values (the kernel/userspace seam)."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+
+from reference_agent.activity import FileActivity, TaskInfo
+from reference_agent.kernel import abi
+
+_ACTION_NAMES = tuple((name, int(bit)) for name, bit in abi.ACTION_BITS.items())
+
+
+class RecordError(ValueError):
+    """A record that does not have the layout of abi.FileEvent."""
+
+
+def container_view_executable(pid: int) -> str:
+    """The running image of `pid` as seen inside its own root (D11), read from /proc after the
+    fact (the BPF side reports only the operation's target path). "" when the process is gone."""
+    try:
+        exe = os.readlink(f"/proc/{pid}/exe")
+        root = os.readlink(f"/proc/{pid}/root")
+    except OSError:
+        return ""
+    if root != "/" and exe.startswith(root + "/"):
+        return exe[len(root):]
+    return exe
+
+
+def decode_file_event(raw: bytes, selector_names: tuple[str, ...]) -> FileActivity:
+    """Decode one `struct d4c_file_event`; selector bits are named by the compiled policy."""
+    if len(raw) < ctypes.sizeof(abi.FileEvent):
+        raise RecordError(f"file event record of {len(raw)} bytes, expected {ctypes.sizeof(abi.FileEvent)}")
+    ev = abi.FileEvent.from_buffer_copy(raw[: ctypes.sizeof(abi.FileEvent)])
+    path_len = min(ev.path_len, abi.D4C_PATH_MAX)
+    path = bytes(ev.path[:path_len]).decode("utf-8", "surrogateescape")
+    try:
+        operation = abi.FILE_OP_NAMES[ev.operation]
+        event_action = abi.EVENT_ACTION_NAMES[ev.event_action]
+        trace_point = abi.TRACE_POINTS[abi.Hook(ev.hook)]
+        mount = abi.MOUNT_NAMES[ev.mount]
+    except (KeyError, ValueError) as exc:
+        raise RecordError(f"file event with an unknown code: {exc}") from None
+    selectors = tuple(name for bit, name in enumerate(selector_names) if ev.selectors >> bit & 1)
+    task = TaskInfo(
+        pid=ev.pid,
+        tid=ev.tid,
+        ppid=ev.ppid,
+        uid=ev.uid,
+        gid=ev.gid,
+        cgroup_id=ev.cgroup_id,
+        comm=ev.comm.decode("utf-8", "replace"),
+        executable=container_view_executable(ev.pid),
+        start_time_ns=ev.start_time_ns,
+        tty=bool(ev.tty),
+    )
+    return FileActivity(
+        operation=operation,
+        event_action=event_action,
+        path=path,
+        mount=mount,
+        trace_point=trace_point,
+        selectors=selectors,
+        actions=frozenset(name for name, bit in _ACTION_NAMES if ev.actions & bit),
+        blocked=bool(ev.blocked),
+        task=task,
+        timestamp_ns=ev.timestamp_ns,
+    )
