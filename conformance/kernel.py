@@ -33,6 +33,10 @@ class DockerUnavailable(Exception):
     pass
 
 
+class SetupError(Exception):
+    """A scenario's containers could not be created (missing image, bad mount...)."""
+
+
 def docker_client() -> Any:
     try:
         import docker  # the `agent` extra
@@ -101,7 +105,10 @@ class Containers:
         try:
             self._tmp = Path(tempfile.mkdtemp(prefix=f"d4c-{self.scenario.id}-"))
             for spec in self.scenario.containers:
-                self.handles[spec.name] = self._create(spec)
+                try:
+                    self.handles[spec.name] = self._create(spec)
+                except Exception as error:  # noqa: BLE001 - docker raises many types
+                    raise SetupError(f"container {spec.name!r} ({spec.image}): {error}") from None
         except BaseException:
             self.close()
             raise
@@ -172,14 +179,14 @@ class Containers:
             bits, stat = container.get_archive(check.path)
         except Exception as error:  # noqa: BLE001 - docker.errors.NotFound and API errors
             exists = False
-            reason = str(error)
+            reason = "not found" if getattr(getattr(error, "response", None), "status_code", None) == 404 else str(error)
         else:
             exists = True
-        where = f"{check.location} {check.container}:{check.path}"
+        where = f"{check.location}: {check.container}:{check.path}"
         if check.state == "absent":
             return [] if not exists else [f"{where}: expected absent, but it exists"]
         if not exists:
-            return [f"{where}: expected present, but it does not exist ({reason.splitlines()[0][:120]})"]
+            return [f"{where}: expected present, but it does not exist ({reason.splitlines()[0][:160]})"]
         wrong = []
         if check.mode is not None:
             actual_mode = stat["mode"] & 0o7777

@@ -14,7 +14,7 @@ from typing import Any
 
 from conformance import events as ev
 from conformance.adapters.command import AdapterError, AdapterSpec, AgentProcess, EngineCallError, base_values, expand
-from conformance.kernel import Containers, DockerUnavailable, docker_client
+from conformance.kernel import Containers, DockerUnavailable, SetupError, docker_client
 from conformance.model import Scenario
 from conformance.sinks import BulkServer, EventSource, NdjsonFiles
 from conformance.targets import Target
@@ -144,6 +144,8 @@ def run_kernel(scenario: Scenario, target: Target, session: KernelSession) -> No
     source: EventSource = bulk if bulk is not None else NdjsonFiles(expand(spec.events.ndjson or "", values))
     agent: AgentProcess | None = None
     problems: list[str] = []
+    step_problems: list[str] = []
+    file_problems: list[str] = []
     try:
         with Containers(client, scenario) as containers:
             mark = source.mark()
@@ -164,7 +166,7 @@ def run_kernel(scenario: Scenario, target: Target, session: KernelSession) -> No
             for step in scenario.steps:
                 result = containers.run(step, defaults[step.container])
                 for wrong in result.problems():
-                    problems.append(f"{step.location}: step `{step.display}` in {step.container}: {wrong}")
+                    step_problems.append(f"{step.location}: `{step.display}` in {step.container}: {wrong}")
             ids = list(containers.ids.values())
             expected = dict(scenario.events)
             results = ev.wait_for(
@@ -175,16 +177,20 @@ def run_kernel(scenario: Scenario, target: Target, session: KernelSession) -> No
             )
             if not all(r.ok for r in results):
                 names = ", ".join(f"{n}={cid[:12]}" for n, cid in containers.ids.items())
-                problems.append(f"events (containers {names}):\n" + ev.explain(results))
-                problems.append("agent log (last lines):\n" + agent.log_tail())
+                problems.append(f"containers: {names}\n" + ev.explain(results))
+                problems.append("agent log (last lines):\n" + (agent.log_tail() or "(empty)"))
             if not per_session:
                 agent.stop()  # before file checks: a policy must not see or block the checks
             for check in scenario.files:
-                problems += containers.check_file(check)
+                file_problems += containers.check_file(check)
+    except SetupError as error:
+        raise Failure(f"{scenario.location}: cannot set up the scenario's containers: {error}") from None
     finally:
         if agent is not None and not per_session:
             agent.stop()
         if not per_session and not session.options.keep_workdirs:
             shutil.rmtree(workdir, ignore_errors=True)
-    if problems:
-        raise Failure("kernel tier:\n" + "\n".join(problems))
+    sections = [("steps", step_problems), ("events", problems), ("files", file_problems)]
+    text = "\n".join(f"--- {title}:\n" + "\n".join(lines) for title, lines in sections if lines)
+    if text:
+        raise Failure("kernel tier:\n" + text)

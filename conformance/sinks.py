@@ -155,8 +155,11 @@ class _BulkHandler(BaseHTTPRequestHandler):
         else:
             self._reply(200, {})
 
-    def do_PUT(self) -> None:  # noqa: N802 - index templates and the like: acknowledge
-        self._body()
+    def do_PUT(self) -> None:  # noqa: N802 - the official client sends _bulk as PUT
+        if self.path.split("?")[0].rstrip("/").endswith("/_bulk"):
+            self.do_POST()
+            return
+        self._body()  # index templates and the like: acknowledge
         self._reply(200, {"acknowledged": True})
 
     def do_POST(self) -> None:  # noqa: N802

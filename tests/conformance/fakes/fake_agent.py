@@ -1,0 +1,94 @@
+"""A fake D4C "agent" for testing the suite's kernel-tier runner on a host without BPF LSM.
+
+It enforces nothing. It watches Docker's event stream and, for every `docker exec` into a
+container, writes one ECS process `exec` event per action of the policy's process responses
+(`log` -> logs-cloud_defend.process-default, `alert` -> logs-cloud_defend.alerts-default),
+with container.id, the exec'd argv and the pod metadata read from the container's labels.
+That is enough to prove the runner (containers, steps, correlation, waits, diffs) and both
+event transports (NDJSON files, Elasticsearch _bulk) work.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import signal
+import sys
+import urllib.request
+import uuid
+from datetime import datetime, timezone
+from pathlib import Path
+
+import docker
+import yaml
+
+
+def actions_of(policy_file: str) -> set[str]:
+    policy = yaml.safe_load(Path(policy_file).read_text()) or {}
+    process = policy.get("process") or {}
+    return {a for response in process.get("responses", []) for a in response.get("actions", [])}
+
+
+def event_for(attributes: dict, container_id: str, argv: list[str], stream: str) -> dict:
+    kind = "alert" if ".alerts-" in stream else "event"
+    doc = {
+        "@timestamp": datetime.now(timezone.utc).isoformat(),
+        "event": {"kind": kind, "action": "exec", "type": ["start"], "category": ["process"], "id": str(uuid.uuid4())},
+        "container": {"id": container_id, "image": {"name": attributes.get("image", "").split(":")[0]}},
+        "process": {"args": argv, "executable": argv[0] if argv else None},
+        "data_stream": {"type": "logs", "dataset": stream.split("-")[1], "namespace": "default"},
+        "message": "cloud-defend process event",
+    }
+    if "io.kubernetes.pod.name" in attributes:
+        doc["orchestrator"] = {
+            "namespace": attributes.get("io.kubernetes.pod.namespace"),
+            "resource": {"name": attributes["io.kubernetes.pod.name"], "type": "pod",
+                         "labels": json.loads(attributes.get("annotation.d4c.conformance/pod-labels", "{}"))},
+        }
+    return doc
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--policy", required=True)
+    parser.add_argument("--ndjson", help="directory: one <data stream>.ndjson per stream")
+    parser.add_argument("--es", help="Elasticsearch URL: documents go to <url>/_bulk")
+    parser.add_argument("--ready", required=True)
+    args = parser.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    streams = []
+    actions = actions_of(args.policy)
+    if "log" in actions:
+        streams.append("logs-cloud_defend.process-default")
+    if "alert" in actions:
+        streams.append("logs-cloud_defend.alerts-default")
+    client = docker.from_env()
+    events = client.events(decode=True, filters={"type": "container"})
+    Path(args.ready).write_text("ready\n")  # subscribed: nothing from now on is missed
+    for event in events:
+        action = event.get("Action", "")
+        if not action.startswith("exec_start: "):
+            continue
+        attributes = event.get("Actor", {}).get("Attributes", {})
+        try:  # the event's text joins argv with spaces; the exec's own record keeps it exact
+            config = client.api.exec_inspect(attributes["execID"])["ProcessConfig"]
+            argv = [config["entrypoint"], *config.get("arguments", [])]
+        except (KeyError, docker.errors.APIError):
+            argv = shlex.split(action.removeprefix("exec_start: "))
+        attributes = event.get("Actor", {}).get("Attributes", {})
+        docs = [(stream, event_for(attributes, event["Actor"]["ID"], argv, stream)) for stream in streams]
+        if args.ndjson:
+            for stream, doc in docs:
+                with open(Path(args.ndjson) / f"{stream}.ndjson", "a") as out:
+                    out.write(json.dumps(doc) + "\n")
+        if args.es and docs:
+            body = "".join(json.dumps({"create": {"_index": s}}) + "\n" + json.dumps(d) + "\n" for s, d in docs)
+            request = urllib.request.Request(f"{args.es}/_bulk", body.encode(), {"Content-Type": "application/x-ndjson"})
+            with urllib.request.urlopen(request) as response:
+                assert json.load(response)["errors"] is False
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
