@@ -43,7 +43,7 @@ def test_cases_flagged_unexpressible_really_need_the_validator() -> None:
             assert codes <= NOT_EXPRESSIBLE | {"no-condition"}, (case.id, codes)
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(valid_policies())
 def test_generated_valid_policies_satisfy_the_schema(doc) -> None:
     assert VALIDATOR.is_valid(doc)
