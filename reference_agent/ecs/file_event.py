@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-from pathlib import PurePosixPath
-
 from reference_agent.activity import Ancestry, FileActivity
 from reference_agent.ecs.common import (
     DATASET_FILE,
@@ -43,11 +41,12 @@ def file_documents(ctx: EventContext, activity: FileActivity, container: Contain
     if "user.name" in fields:
         fields["process.user.name"] = fields["user.name"]
     fields.update(relative_fields(ctx, activity.task, container, ancestry, full=False))
-    path = PurePosixPath(activity.path)
+    name = activity.path.rpartition("/")[2]
     fields["event.action"] = activity.event_action
     fields["file.path"] = activity.path
-    fields["file.name"] = path.name
-    if path.suffix and path.suffix != ".":
-        fields["file.extension"] = path.suffix[1:]  # ECS: without the dot
+    fields["file.name"] = name
+    stem, dot, extension = name.rpartition(".")
+    if dot and stem.strip(".") and extension:  # as PurePosixPath.suffix: not ".bashrc", not "a."
+        fields["file.extension"] = extension  # ECS: without the dot
     return route(fields, actions=activity.actions, stream_dataset=DATASET_FILE, category="file",
                  event_type=file_event_type(activity), blocked=activity.blocked, namespace=ctx.namespace)

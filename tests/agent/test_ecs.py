@@ -286,3 +286,17 @@ def test_nest_and_flatten():
     with pytest.raises(ValueError):
         nest({"a": 1, "a.b": 2})
     assert flatten(nest({"a.b": 1, "c": [{"d": 1}]})) == {"a.b": 1, "c": [{"d": 1}]}
+
+
+@pytest.mark.parametrize("path, name, extension", [
+    ("/a/script.ts", "script.ts", "ts"), ("/root/.bashrc", ".bashrc", None), ("/x/a.tar.gz", "a.tar.gz", "gz"),
+    ("/usr/bin/evil", "evil", None), ("/x/a.", "a.", None),
+])
+def test_file_name_and_extension(path, name, extension):
+    f = file_documents(context(), file_activity(path=path), PLAIN_CONTAINER)[0].fields
+    assert f["file.name"] == name and f.get("file.extension") == extension
+
+
+def test_iso_timestamps():
+    assert iso_ns(1_679_328_239_520_123_456) == "2023-03-20T16:03:59.520Z"
+    assert iso_ns(1_679_328_239_000_000_000) == "2023-03-20T16:03:59.000Z"
