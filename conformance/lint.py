@@ -50,6 +50,8 @@ def lint(paths: Iterable[Path]) -> tuple[list[Problem], int]:
             continue  # the language checks assume a structurally sound file
         problems += _policy_problems(path, doc, use_reference)
         problems += _operation_problems(path, doc, use_reference)
+    order = {path: index for index, path in enumerate(files)}
+    problems.sort(key=lambda p: (order.get(p.path, -1), p.line, p.column))
     return problems, len(files)
 
 

@@ -59,12 +59,20 @@ def schema() -> dict[str, Any]:
     return json.loads(SCHEMA_PATH.read_text())
 
 
+POLICY_DIR = "policies"  # policy files referenced by `policy_file` live in such directories
+
+
 def discover(paths: Iterable[Path]) -> list[Path]:
-    """Scenario files under the given files/directories, sorted (stable xdist collection)."""
+    """Scenario files under the given files/directories, sorted (stable xdist collection).
+    YAML files below a `policies/` directory are policies, not scenarios; a file named
+    explicitly is always taken."""
     found: set[Path] = set()
     for path in paths:
         if path.is_dir():
-            found.update(p for p in path.rglob("*.y*ml") if p.suffix in (".yaml", ".yml") and p.is_file())
+            found.update(
+                p for p in path.rglob("*.y*ml")
+                if p.suffix in (".yaml", ".yml") and p.is_file() and POLICY_DIR not in p.relative_to(path).parts[:-1]
+            )
         else:
             found.add(path)
     return sorted(found)
@@ -88,9 +96,13 @@ def parse(path: Path) -> tuple[yamlpos.Located, list[Problem]]:
         problems.append(Problem(path, 1, 1, "a scenario is a YAML mapping"))
         return doc, problems
     problems += _schema_problems(path, doc)
+    scenario_id = doc.data.get("id")
+    if problems and isinstance(scenario_id, str) and scenario_id != path.stem:
+        line, column = doc.position(("id",))  # worth saying even when the rest is broken
+        problems.append(Problem(path, line, column, f"id: {scenario_id!r} must equal the file name stem {path.stem!r}"))
     if not problems:
         problems += _semantic_problems(path, doc)
-    return doc, problems
+    return doc, sorted(problems, key=lambda p: (p.line, p.column))
 
 
 def load(path: Path) -> Scenario:
@@ -109,6 +121,15 @@ def _schema_problems(path: Path, doc: yamlpos.Located) -> list[Problem]:
         # oneOf/anyOf errors are vague by nature; the best_match leaf names the real field.
         leaf = jsonschema.exceptions.best_match([error]) if error.context else error
         where = tuple(leaf.absolute_path)
+        if leaf.validator == "additionalProperties" and isinstance(leaf.instance, dict):
+            allowed = set(leaf.schema.get("properties", {}))
+            extra = [key for key in leaf.instance if key not in allowed]
+            if extra:  # point at the unknown key itself, not at its enclosing mapping
+                where = where + (extra[0],)
+                line, column = doc.position(where)
+                problems.append(Problem(path, line, column, f"{yamlpos.dotted(where)}: unknown key"
+                                        f" (allowed: {', '.join(sorted(allowed))})"))
+                continue
         line, column = doc.position(where)
         field_name = yamlpos.dotted(where) or "(scenario)"
         problems.append(Problem(path, line, column, f"{field_name}: {_schema_message(leaf)}"))
@@ -126,6 +147,8 @@ def _schema_message(error: jsonschema.ValidationError) -> str:
         return "content/mode only apply to files that exist (state present / type file)"
     if error.validator == "not":
         return "give `blocked` or `exit`, not both"
+    if error.validator == "pattern" and len(error.absolute_path) == 2 and error.absolute_path[0] == "spec":
+        return f"{error.instance!r} is neither a decision id (D1..D27) nor a seed tag (seed.<section>...)"
     return error.message
 
 

@@ -1,0 +1,73 @@
+"""The kernel-tier runner against a fake agent (tests/conformance/fakes/fake_agent.py), on any
+host with a Docker daemon and a `busybox:latest` image (skipped otherwise; see
+docs/scenarios.md for the two-command setup)."""
+
+from __future__ import annotations
+
+import pytest
+
+from suite_run import FIXTURES
+
+
+def _docker_ready() -> str | None:
+    try:
+        import docker
+
+        client = docker.from_env(timeout=10)
+        client.ping()
+        client.images.get("busybox:latest")
+    except Exception as error:  # noqa: BLE001 - any failure means: no usable Docker here
+        return f"needs a Docker daemon with busybox:latest ({type(error).__name__})"
+    return None
+
+
+REASON = _docker_ready()
+pytestmark = pytest.mark.skipif(REASON is not None, reason=REASON or "")
+ADAPTERS = FIXTURES / "adapters"
+
+
+@pytest.mark.parametrize("adapter", ["fake-ndjson.yaml", "fake-es.yaml"])
+def test_kernel_scenario_passes_against_a_conforming_fake(run_suite, adapter: str) -> None:
+    run = run_suite("--target", "command", "--adapter", str(ADAPTERS / adapter),
+                    "--scenarios", str(FIXTURES / "kernel"))
+    assert run.outcomes == {"fx-kernel-exec-events[kernel]": "passed"}, run.output
+    assert run.returncode == 0
+
+
+def test_kernel_failure_is_a_readable_diff(run_suite) -> None:
+    run = run_suite("--target", "command", "--adapter", str(ADAPTERS / "fake-ndjson.yaml"),
+                    "--scenarios", str(FIXTURES / "kernel-bad"), "--event-timeout", "3")
+    assert run.outcomes == {"fx-kernel-wrong[kernel]": "failed"}, run.output
+    out = run.output
+    # steps: exit code and "blocked" judged; located at the step's line
+    assert "fx-kernel-wrong.yaml:15:5: `echo two` in web: expected exit 3, got 0" in out
+    assert "fx-kernel-wrong.yaml:16:5: `echo three` in web: expected the command to be blocked" in out
+    # events: per-field expected vs actual, the extra event, the missing stream
+    assert "stream logs-cloud_defend.process-default: expected 2 event(s), got 3 (1 matched)" in out
+    assert "event.action: expected 'fork', got 'exec'" in out
+    assert "unexpected extra event #2:" in out and "'echo three'" in out
+    assert "stream logs-cloud_defend.alerts-default: expected 1 event(s), got 0" in out
+    # files: state checks
+    assert "web:/etc/passwd: expected absent, but it exists" in out
+    assert "web:/nonexistent: expected present, but it does not exist" in out
+
+
+def test_command_adapter_engine_tier_and_kernel_tier_together(run_suite) -> None:
+    run = run_suite("--target", "command", "--adapter", str(ADAPTERS / "fake-ndjson.yaml"),
+                    "--scenarios", str(FIXTURES / "kernel"), "--scenarios", str(FIXTURES / "engine"))
+    assert set(run.outcomes.values()) == {"passed"}, run.output
+    assert len(run.outcomes) == 8
+
+
+def test_leaves_no_containers_or_volumes_behind(run_suite) -> None:
+    import docker
+
+    client = docker.from_env()
+    label = "d4c.conformance/scenario"
+    before = ({c.id for c in client.containers.list(all=True, filters={"label": label})},
+              {v.id for v in client.volumes.list(filters={"label": label})})
+    run_suite("--target", "command", "--adapter", str(ADAPTERS / "fake-ndjson.yaml"),
+              "--scenarios", str(FIXTURES / "kernel-bad"), "--event-timeout", "1")
+    after = ({c.id for c in client.containers.list(all=True, filters={"label": label})},
+             {v.id for v in client.volumes.list(filters={"label": label})})
+    assert after == before
