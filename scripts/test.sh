@@ -10,6 +10,10 @@ make -s -C bpf
 echo "== unit and engine-tier tests (host)"
 python3 -m pytest -q -p no:cacheprovider tests/
 
+echo "== scenario library lint, and the conformance suite's engine tier (host)"
+d4c scenario lint scenarios/
+python3 -m pytest -q -p no:cacheprovider conformance/ --target engine --conformance-report reports/conformance
+
 echo "== BPF-LSM VM: build (or reuse) the image, then the in-VM kernel tests (docs/vm.md)"
 d4c vm build
 rc=0
