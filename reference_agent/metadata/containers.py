@@ -45,6 +45,7 @@ from pathlib import Path
 from typing import Any
 
 from reference_agent.policy.operation import image_parts
+from reference_agent.processes.cgroups import find_cgroup2_mount
 
 log = logging.getLogger(__name__)
 
@@ -169,11 +170,14 @@ class ContainerCache:
     hammer the daemon; a container `start` event clears them.
     """
 
-    def __init__(self, docker_client: Any, *, cgroup_root: Path = Path("/sys/fs/cgroup"),
+    def __init__(self, docker_client: Any, *, cgroup_root: Path | None = None,
                  proc_root: Path = Path("/proc"), negative_ttl: float = 1.0,
                  clock: Callable[[], float] = time.monotonic,
                  on_change: Callable[[], None] | None = None) -> None:
         self._docker = docker_client
+        if cgroup_root is None:
+            # The cgroup2 mount: /sys/fs/cgroup, or /sys/fs/cgroup/unified on hybrid hosts.
+            cgroup_root = Path(find_cgroup2_mount() or "/sys/fs/cgroup")
         self._cgroup_root = cgroup_root
         self._proc_root = proc_root
         self._negative_ttl = negative_ttl
