@@ -8,7 +8,12 @@ usually are.
 Fields of the seed's tables that are never produced, each with the reason, are listed in
 NOT_KNOWN_ON_A_NODE; those produced only when configured in CONDITIONAL. Fields produced beyond
 the seed's tables (ECS names, known facts): container.name, container.runtime, orchestrator.type,
-orchestrator.resource.label, process.parent.pid, process.thread.id.
+orchestrator.resource.label, process.parent.pid, process.thread.id, process.args_count.
+
+Types follow ECS 8.x (D25): arrays for event.type, event.category, host.ip, host.mac,
+process.args, container.image.tag, orchestrator.resource.ip, orchestrator.resource.label,
+cloud_defend.matched_selectors; process.previous is an array of objects; ids (user.id,
+group.id) are strings.
 """
 
 from __future__ import annotations
