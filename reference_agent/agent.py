@@ -65,8 +65,11 @@ Activity = FileActivity | ProcessActivity
 
 class KernelBackend(Protocol):
     def apply_policy(self, policy: Policy, container_masks: Mapping[int, frozenset[str]]) -> None:
-        """Load `policy` into the kernel, atomically. container_masks: cgroup id -> names of the
-        selectors whose container conditions hold there (metadata/scoping.py); absent = host."""
+        """Load `policy` into the kernel, atomically; raise to refuse it (the old one stays).
+        container_masks: cgroup id -> names of the selectors whose container conditions hold
+        there (metadata/scoping.py); absent = host. Called again with the same policy when
+        containers come and go. May be called from the policy-watcher or docker-events thread
+        while poll() runs in the main thread (calls to apply_policy itself are serialised)."""
 
     def poll(self, timeout: float) -> Iterable[Activity]:
         """Activities decoded from the ring buffer, waiting at most `timeout` seconds."""
@@ -105,6 +108,7 @@ class Agent:
         self.ctx: EventContext | None = None
         self.writer: NdjsonWriter | None = None
         self.documents_written = 0
+        self.documents_dropped = 0
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -184,7 +188,12 @@ class Agent:
         written = 0
         for activity in self.backend.poll(timeout):
             for doc in self.documents_for(activity):
-                self.writer.write(doc.data_stream, doc.nested())
+                try:
+                    self.writer.write(doc.data_stream, doc.nested())
+                except OSError as exc:  # disk full, directory gone: keep enforcing, count the loss
+                    self.documents_dropped += 1
+                    log.error("cannot write a %s document: %s", doc.data_stream, exc)
+                    continue
                 written += 1
         self.documents_written += written
         return written

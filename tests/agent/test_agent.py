@@ -253,3 +253,18 @@ def test_run_agent_output_dir_override(tmp_path):
     assert code == 0 and backend.closed and len(backend.applied) == 1
     assert not (tmp_path / "events" / ".ready").exists()
     assert not (tmp_path / "configured").exists() and (tmp_path / "state" / "agent-id").exists()
+
+
+def test_write_failure_is_counted_not_fatal(env):
+    agent, backend, client, policy, cgroup, out = env
+    agent.start()
+
+    def full(stream, doc):
+        raise OSError(28, "No space left on device")
+
+    agent.writer.write = full
+    cg = cgroup_id_of(cgroup / "docker" / CID)
+    backend.queue.put(ProcessActivity(operation="fork", selectors=("nginxExec",), actions=frozenset({"log", "alert"}),
+                                      blocked=False, task=task(cg), timestamp_ns=SEC))
+    assert agent.step(1.0) == 0
+    assert agent.documents_dropped == 2
