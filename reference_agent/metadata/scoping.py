@@ -46,7 +46,11 @@ def container_only(selector: Selector) -> Selector:
     return dataclasses.replace(selector, **_CLEARED)
 
 
-def _operation(kind: str, info: ContainerInfo, cluster_id: str | None, cluster_name: str | None) -> Operation:
+def policy_facts(info: ContainerInfo, cluster_id: str | None = None,
+                 cluster_name: str | None = None) -> tuple[Container, Orchestrator | None]:
+    """The container as the policy engine describes it (reference_agent.policy.Container and
+    Orchestrator), e.g. for the kernel side's `FileEnforcer.add_container(cgroup_id, *facts)`.
+    An unknown image is empty strings (matches no image condition except a bare `*`)."""
     image = info.image
     container = Container(image=image.reference, name=image.name, tag=image.tag, full=image.full_name) if image \
         else Container(image="", name="", tag="", full="")
@@ -55,6 +59,11 @@ def _operation(kind: str, info: ContainerInfo, cluster_id: str | None, cluster_n
         orchestrator = Orchestrator(
             type="kubernetes", cluster_id=cluster_id, cluster_name=cluster_name, namespace=info.pod.namespace,
             resource_name=info.pod.name, labels=tuple(sorted(info.pod.labels.items())))
+    return container, orchestrator
+
+
+def _operation(kind: str, info: ContainerInfo, cluster_id: str | None, cluster_name: str | None) -> Operation:
+    container, orchestrator = policy_facts(info, cluster_id, cluster_name)
     if kind == "file":
         return Operation(kind="file", operation="createFile", file=FileTarget(path="/", mount="root"),
                          container=container, orchestrator=orchestrator)

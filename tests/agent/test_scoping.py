@@ -70,3 +70,13 @@ def test_unknown_image_matches_no_image_condition():
 def test_masks_per_cgroup():
     masks = container_masks(policy(), {10: NGINX, 11: NGINX, 20: POD})
     assert masks == {10: masks[11], 11: {"anyWrite", "nginxOnly", "shells"}, 20: {"anyWrite", "prodPods"}}
+
+
+def test_policy_facts_for_the_kernel_compiler():
+    from reference_agent.metadata.scoping import policy_facts
+
+    container, orchestrator = policy_facts(POD, cluster_id="c-1")
+    assert (container.name, container.tag, container.full) == ("web", "2", "registry.local/web:2")
+    assert orchestrator.namespace == "prod-eu" and orchestrator.cluster_id == "c-1"
+    assert orchestrator.label_map == {"app": "web", "tier": ""}
+    assert policy_facts(NGINX)[1] is None
