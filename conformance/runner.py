@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -55,7 +55,7 @@ def run_engine(scenario: Scenario, target: Target) -> None:
             # The reference adapter raises PolicyInvalid and friends; report, do not crash.
             raise Failure(f"{scenario.location}: evaluation failed: {type(error).__name__}: {error}") from None
     lines = []
-    for case, verdict in zip(scenario.operations, verdicts):
+    for case, verdict in zip(scenario.operations, verdicts, strict=True):
         wrong = []
         if not isinstance(verdict, dict):
             wrong.append(f"verdict is not an object: {verdict!r}")

@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from conformance.adapters.command import AdapterSpec, AgentSpec, EventsSpec
@@ -111,6 +112,7 @@ def parse_operation(obj: Any, where: str) -> str | None:
 AGENT_ARGV = ("{d4c}", "agent", "run", "--policy", "{policy}", "--output-dir", "{events_dir}")
 
 
+@lru_cache(maxsize=1)  # asked once per kernel item; the answer cannot change within a run
 def agent_unavailable_reason() -> str | None:
     d4c = shutil.which("d4c")
     argv = [d4c] if d4c else [sys.executable, "-m", "d4c"]
