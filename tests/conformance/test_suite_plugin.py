@@ -106,3 +106,16 @@ def test_plain_pytest_at_the_repo_root_collects_both_trees() -> None:
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "tests/conformance/test_suite_events.py::" in done.stdout
     assert re.search(r"^scenarios/\S+\.yaml::\S+\[engine\]$", done.stdout, re.M)
+
+
+def test_allure_labels_feature_is_spec_section_story_is_d_id(run_suite, tmp_path) -> None:
+    import json
+
+    allure_dir = tmp_path / "allure"
+    run_suite("--target", "engine", "--scenarios", ENGINE, "-k", "union", "--alluredir", str(allure_dir))
+    results = [json.loads(p.read_text()) for p in allure_dir.glob("*-result.json")]
+    assert [r["name"] for r in results] == ["fx-union[engine]"]
+    labels = {(label["name"], label["value"]) for label in results[0]["labels"]}
+    assert ("story", "D22") in labels
+    assert ("feature", "Decisions: Responses and events") in labels
+    assert ("tag", "engine") in labels
