@@ -43,7 +43,11 @@ def ping(port: int, timeout: float = 3.0) -> dict | None:
 
 
 def run(port: int, argv: list[str], env: dict[str, str], cwd: str,
-        stdout: BinaryIO | None = None, stderr: BinaryIO | None = None) -> int:
+        stdout: BinaryIO | None = None, stderr: BinaryIO | None = None, wait_docker: bool = True) -> int:
+    """Run argv in the guest, streaming its stdout/stderr; its exit code (128+N if killed by N).
+
+    The guest starts the command once dockerd answers, unless `wait_docker` is false.
+    """
     stdout = stdout or sys.stdout.buffer
     stderr = stderr or sys.stderr.buffer
     try:
@@ -52,7 +56,8 @@ def run(port: int, argv: list[str], env: dict[str, str], cwd: str,
         raise VmError(f"cannot reach the VM's agent on port {port}: {error.strerror or error}") from None
     with sock:
         sock.settimeout(None)
-        sock.sendall(json.dumps({"op": "run", "argv": argv, "env": env, "cwd": cwd}).encode() + b"\n")
+        sock.sendall(json.dumps({"op": "run", "argv": argv, "env": env, "cwd": cwd,
+                                 "wait_docker": wait_docker}).encode() + b"\n")
         for line in sock.makefile("rb"):
             frame = json.loads(line)
             if "o" in frame:

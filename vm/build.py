@@ -199,6 +199,28 @@ def _build(inputs: ImageInputs, checkout: Path, final: Path, rebuild: bool) -> I
         _remove_tree(work)
         raise
     say(f"image {inputs.key()} built in {time.monotonic() - started:.0f}s: {final}")
+    _prune(keep=final)
     image = Image.load(final)
     assert image is not None
     return image
+
+
+KEEP_IMAGES = 3  # other checkouts/branches may use other keys of the same cache
+
+
+def _prune(keep: Path) -> None:
+    """Delete all but the newest KEEP_IMAGES images, never one a live VM still boots from."""
+    images = cache_root() / "images"
+    in_use = set()
+    for record in (cache_root() / "machines").glob("*/machine.json"):
+        try:
+            in_use.add(json.loads(record.read_text())["image_key"])
+        except (OSError, ValueError, KeyError):
+            pass
+    built = sorted((d for d in images.iterdir() if (d / "manifest.json").exists()),
+                   key=lambda d: d.stat().st_mtime, reverse=True)
+    for old in built[KEEP_IMAGES:]:
+        if old != keep and old.name not in in_use:
+            say(f"removing old image {old.name}")
+            _remove_tree(old)
+            (images / f"{old.name}.build.log").unlink(missing_ok=True)

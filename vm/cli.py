@@ -86,11 +86,11 @@ def cmd_run(args: argparse.Namespace) -> int:
             "booting a fresh VM for this command (d4c vm down; d4c vm up to switch)")
         running = None
     if running:
-        return agent.run(running.port, argv, env, guest_cwd(checkout, Path.cwd()))
+        return agent.run(running.port, argv, env, guest_cwd(checkout, Path.cwd()), wait_docker=not args.no_docker)
     state_dir = cache_root() / "machines" / f"run-{os.getpid()}"
     vm = machine.boot(image, checkout, state_dir)
     try:
-        return agent.run(vm.port, argv, env, guest_cwd(checkout, Path.cwd()))
+        return agent.run(vm.port, argv, env, guest_cwd(checkout, Path.cwd()), wait_docker=not args.no_docker)
     finally:
         machine.stop(vm)
         # Keep the serial log of the last throw-away VM for debugging, drop the rest.
@@ -187,9 +187,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     build.set_defaults(func=_guarded(cmd_build))
 
     run = sub.add_parser("run", help="run a command as root in the VM, exit with its exit code",
-                         usage="d4c vm run [--env K=V]... [--rebuild] [--] CMD [ARG...]")
+                         usage="d4c vm run [--env K=V]... [--no-docker] [--rebuild] [--] CMD [ARG...]")
     run.add_argument("--env", action="append", default=[], metavar="K=V", help="environment for CMD (repeatable)")
     run.add_argument("--rebuild", action="store_true", help="rebuild the image first")
+    run.add_argument("--no-docker", action="store_true",
+                     help="start CMD without waiting for the guest's dockerd (saves ~15 s after a boot)")
     run.add_argument("cmd", nargs=argparse.REMAINDER, help="the command and its arguments")
     run.set_defaults(func=_guarded(cmd_run))
 

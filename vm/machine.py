@@ -60,9 +60,11 @@ def persistent_dir(checkout: Path) -> Path:
 
 
 def kernel_cmdline(checkout: Path) -> str:
-    # Paths may contain spaces: the guest agent percent-decodes d4c.* values.
-    return (f"console=ttyS0 root=/dev/vda rw panic=-1 "
-            f"d4c.checkout={urllib.parse.quote(str(checkout), safe='/')}")
+    # Values may contain spaces: the guest agent percent-decodes d4c.* values.
+    words = [f"d4c.checkout={urllib.parse.quote(str(checkout), safe='/')}"]
+    if os.environ.get("D4C_VM_DOCKERD_ARGS"):
+        words.append(f"d4c.dockerd={urllib.parse.quote(os.environ['D4C_VM_DOCKERD_ARGS'], safe='')}")
+    return "console=ttyS0 root=/dev/vda rw panic=-1 " + " ".join(words)
 
 
 def qemu_command(image: Image, overlay: Path, checkout: Path, port: int, accel: str, cpus: int,

@@ -35,6 +35,7 @@ PACKAGES=(
     linux-image-amd64 kmod
     python3 python3-pip
     docker.io containerd runc tini iptables
+    apparmor  # apparmor_parser: dockerd loads its docker-default profile (AppArmor is in the LSM list)
     libbpf1 bpftool
     iproute2 procps util-linux ca-certificates less
 )
