@@ -16,7 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from reference_agent.policy import evaluate, parse_operation, validate_policy_document  # noqa: E402
+from reference_agent.policy import evaluate, parse_operation, validate_policy_document
 
 TARGET = 50_000
 DIRS = ["/usr/bin", "/usr/sbin", "/usr/local/bin", "/etc", "/var/run/secrets", "/tmp", "/opt/app", "/home/user", "/lib"]

@@ -19,8 +19,9 @@ the spec states them:
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any
 
 from .model import ACTIONS, OPERATIONS, split_label
 from .operation import SLOT, Operation, parse_operation

@@ -209,7 +209,9 @@ class Selector:
     _compiled: Any = field(default=None, init=False, repr=False, compare=False, hash=False)
 
     def __post_init__(self) -> None:
-        from .matcher import compile_selector  # late import: matcher imports this module
+        from .matcher import (
+            compile_selector,  # late import: matcher imports this module
+        )
 
         object.__setattr__(self, "_compiled", compile_selector(self))
 

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import posixpath
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 from .model import FILE_OPERATIONS, OPERATIONS, PROCESS_OPERATIONS
 
@@ -336,14 +337,14 @@ def parse_operations(obj: Any) -> list[Operation]:
 
 
 __all__ = [
-    "Container",
     "FILE_OPERATIONS",
-    "FileTarget",
     "MOUNTS",
+    "PROCESS_OPERATIONS",
+    "Container",
+    "FileTarget",
     "Operation",
     "OperationError",
     "Orchestrator",
-    "PROCESS_OPERATIONS",
     "Process",
     "image_parts",
     "normalise_path",

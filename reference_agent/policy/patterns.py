@@ -18,8 +18,8 @@ patterns of one condition into a single alternation compiled once per policy.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from functools import lru_cache
-from typing import Iterable
 
 
 def path_pattern_regex(pattern: str) -> str:

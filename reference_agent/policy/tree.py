@@ -71,7 +71,7 @@ class _YamlConverter:
             except ConstructorError as exc:
                 self.error(node, path, f"cannot read value: {exc.problem}")
                 value = INVALID
-            except Exception as exc:  # e.g. `!!int abc`, an out-of-range timestamp
+            except Exception as exc:  # noqa: BLE001 - any constructor failure (`!!int abc`, a bad date) is a finding, never a crash
                 self.error(node, path, f"cannot read value: {exc}")
                 value = INVALID
             return Node("scalar", value, line, column, raw=node.value)

@@ -775,6 +775,25 @@ VALID_CASES: list[ValidCase] = [
             - match: [exampleFileSelector]
               actions: [alert]
         """, "D3", "D10"),
+    V("seed-selector-example-verbatim-quotes", """
+        file:
+          selectors:
+            - name: exampleFileSelector
+              operation: [createExecutable, modifyExecutable]
+              containerImageName: [nginx]
+              containerImageTag: [latest]
+              targetFilePath: [/usr/bin/**]
+              orchestratorClusterId: [cluster1]
+              orchestratorClusterName: [stagingCluster]
+              orchestratorNamespace: [default]
+              orchestratorResourceLabel: [‘production:*’]
+              orchestratorResourceName: [‘nginx-pod-*’]
+              orchestratorType: [kubernetes]
+              ignoreVolumeMounts: true
+          responses:
+            - match: [exampleFileSelector]
+              actions: [alert]
+        """, "D3"),
     V("seed-label-example", """
         file:
           selectors:

@@ -22,7 +22,7 @@ from reference_agent.policy import (
 from .strategies import documents, operations, valid_policies
 from .test_policy_validator import ALL_CODES
 
-SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 def _check_result(result, with_lines: bool) -> None:

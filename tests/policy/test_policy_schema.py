@@ -9,7 +9,12 @@ import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 
-from reference_agent.policy import load_policy_text, policy_schema, schema_path, validate_policy_document
+from reference_agent.policy import (
+    load_policy_text,
+    policy_schema,
+    schema_path,
+    validate_policy_document,
+)
 
 from .cases import ERROR_CASES, VALID_CASES, ErrorCase
 from .strategies import documents, valid_policies
@@ -49,7 +54,7 @@ def test_generated_valid_policies_satisfy_the_schema(doc) -> None:
     assert VALIDATOR.is_valid(doc)
 
 
-@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(documents)
 def test_schema_and_validator_agree_on_arbitrary_documents(doc) -> None:
     result = validate_policy_document(doc)

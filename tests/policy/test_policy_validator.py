@@ -213,3 +213,11 @@ def test_unreadable_file_raises_policy_file_error(tmp_path) -> None:
         load_policy_file(tmp_path / "missing.yaml")
     with pytest.raises(PolicyFileError):
         load_policy_file(tmp_path)
+
+
+def test_the_seed_typographic_quotes_are_part_of_the_values() -> None:
+    """spec.md, Notes on the seed: `‘ ’` are not YAML quotes."""
+    text = next(c for c in VALID_CASES if c.id == "seed-selector-example-verbatim-quotes").text
+    selector = load_policy_text(text).policy.file.selectors[0]
+    assert selector.labels == (("‘production", "*’"),)
+    assert selector.orchestratorResourceName == ("‘nginx-pod-*’",)
