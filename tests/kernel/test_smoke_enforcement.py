@@ -6,8 +6,6 @@ from __future__ import annotations
 import errno
 import os
 import struct
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,27 +15,30 @@ import pytest
 from reference_agent.kernel.libbpf import BpfObject
 from reference_agent.kernel.support import CGROUP2_ROOT, bpf_object_path, cgroup_id, kernel_dev
 
-# Prints the errno of open(argv[1]) (0 on success): the exact errno tells EPERM (our LSM)
-# from EACCES (permissions) or anything else.
-_OPEN_PROBE = (
-    "import os, sys\n"
-    "try:\n    os.close(os.open(sys.argv[1], os.O_RDONLY))\n    print(0)\n"
-    "except OSError as e:\n    print(e.errno)\n"
-)
-
-
 def _open_errno(path: Path, cgroup: Path | None = None) -> int:
-    """errno of opening `path` in a fresh process, placed in `cgroup` before it execs."""
-
-    def enter_cgroup() -> None:
-        if cgroup is not None:
-            (cgroup / "cgroup.procs").write_text(str(os.getpid()))
-
-    out = subprocess.run(
-        [sys.executable, "-c", _OPEN_PROBE, str(path)],
-        preexec_fn=enter_cgroup, capture_output=True, text=True, check=True, timeout=120,
-    )
-    return int(out.stdout.strip())
+    """errno of opening `path` (0 on success) in a forked child, placed in `cgroup` first.
+    The exact errno tells EPERM (our LSM) from EACCES (permissions) or anything else."""
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child: never returns into pytest
+        code = b"-999"
+        try:
+            os.close(r)
+            if cgroup is not None:
+                (cgroup / "cgroup.procs").write_text(str(os.getpid()))
+            try:
+                os.close(os.open(path, os.O_RDONLY))
+                code = b"0"
+            except OSError as exc:
+                code = str(exc.errno).encode()
+        finally:
+            os.write(w, code)
+            os._exit(0)
+    os.close(w)
+    out = os.read(r, 32)
+    os.close(r)
+    os.waitpid(pid, 0)
+    return int(out or b"-999")
 
 
 @pytest.fixture

@@ -1,0 +1,234 @@
+"""Issue 5, kernel half: the same file operations go to the kernel path (file_hooks.bpf.o,
+real syscalls by a process in a container-like sandbox: its own cgroup v2 and a chroot with
+a directory volume and a single-file bind mount) and to the reference evaluator; the events,
+the EPERMs and the absence of both must agree."""
+
+from __future__ import annotations
+
+import errno
+import os
+import subprocess
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from reference_agent.kernel.compiler import compile_file_section
+from reference_agent.kernel.file_enforcer import FileEnforcer
+from reference_agent.kernel.support import CGROUP2_ROOT, cgroup_id
+from reference_agent.policy.matcher import evaluate
+from reference_agent.policy.operation import Container, FileTarget, Operation, image_parts
+
+from .policies import DIFFERENTIAL
+
+DEEP = "/etc/" + "/".join(["a"] * 70)  # 71 components below the root: more than 64
+
+
+def _container(image: str) -> Container:
+    name, tag, full = image_parts(image)
+    return Container(image=image, name=name, tag=tag, full=full)
+
+
+def _create(path: str, mode: int = 0o644) -> Callable[[], None]:
+    return lambda: os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode))
+
+
+def _write(path: str) -> Callable[[], None]:
+    return lambda: os.close(os.open(path, os.O_WRONLY))
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    action: Callable[[], None]  # runs inside the sandbox
+    # (operation, path, mount, event.action, trace_point) the syscall amounts to (D17, D18)
+    operations: tuple[tuple[str, str, str, str, str], ...]
+
+
+CASES = (
+    Case("create under /etc", _create("/etc/new.conf"),
+         (("createFile", "/etc/new.conf", "root", "creation", "lsm__path_mknod"),)),
+    Case("create excluded /etc/tmp*", _create("/etc/tmpfoo"),
+         (("createFile", "/etc/tmpfoo", "root", "creation", "lsm__path_mknod"),)),
+    Case("write-open /etc/passwd", _write("/etc/passwd"),
+         (("modifyFile", "/etc/passwd", "root", "modification", "lsm__file_open"),)),
+    Case("truncate /etc/passwd", lambda: os.truncate("/etc/passwd", 0),
+         (("modifyFile", "/etc/passwd", "root", "modification", "lsm__path_truncate"),)),
+    Case("create /usr/bin/tool", _create("/usr/bin/tool"),
+         (("createFile", "/usr/bin/tool", "root", "creation", "lsm__path_mknod"),)),
+    Case("create below /usr/bin/sub", _create("/usr/bin/sub/x"),
+         (("createFile", "/usr/bin/sub/x", "root", "creation", "lsm__path_mknod"),)),
+    Case("create /var/run/secrets/token", _create("/var/run/secrets/token"),
+         (("createFile", "/var/run/secrets/token", "root", "creation", "lsm__path_mknod"),)),
+    Case("create /var/secrets/token", _create("/var/secrets/token"),
+         (("createFile", "/var/secrets/token", "root", "creation", "lsm__path_mknod"),)),
+    Case("write-open on a volume", _write("/data/file"),
+         (("modifyFile", "/data/file", "volume", "modification", "lsm__file_open"),)),
+    Case("write-open a single-file mount", _write("/etc/hosts"),
+         (("modifyFile", "/etc/hosts", "file", "modification", "lsm__file_open"),)),
+    Case("unlink /usr/bin/old", lambda: os.unlink("/usr/bin/old"),
+         (("deleteFile", "/usr/bin/old", "root", "deletion", "lsm__path_unlink"),)),
+    Case("chmod +x /usr/bin/script", lambda: os.chmod("/usr/bin/script", 0o755),
+         (("createExecutable", "/usr/bin/script", "root", "creation", "lsm__path_chmod"),)),
+    Case("chmod an executable", lambda: os.chmod("/usr/bin/exe", 0o700),
+         (("modifyExecutable", "/usr/bin/exe", "root", "modification", "lsm__path_chmod"),)),
+    Case("rename /usr/bin/a -> /etc/a.conf", lambda: os.rename("/usr/bin/a", "/etc/a.conf"),
+         (("deleteFile", "/usr/bin/a", "root", "rename", "lsm__path_rename"),
+          ("createFile", "/etc/a.conf", "root", "rename", "lsm__path_rename"))),
+    Case("rename onto an existing file", lambda: os.rename("/usr/bin/b", "/var/secrets/existing"),
+         (("deleteFile", "/usr/bin/b", "root", "rename", "lsm__path_rename"),
+          ("modifyFile", "/var/secrets/existing", "root", "rename", "lsm__path_rename"))),
+    Case("hard link into /var/secrets", lambda: os.link("/usr/bin/tool2", "/var/secrets/hard"),
+         (("createFile", "/var/secrets/hard", "root", "link", "lsm__path_link"),)),
+    Case("create an executable", _create("/tmp/run.sh", 0o755),
+         (("createExecutable", "/tmp/run.sh", "root", "creation", "lsm__path_mknod"),)),
+    Case("create /usr/sbin2 (image condition)", _create("/usr/sbin2"),
+         (("createFile", "/usr/sbin2", "root", "creation", "lsm__path_mknod"),)),
+    Case("create 71 components deep", _create(DEEP + "/f"),
+         (("createFile", DEEP + "/f", "root", "creation", "lsm__path_mknod"),)),
+    Case("read-only open is no operation", lambda: os.close(os.open("/etc/passwd", os.O_RDONLY)), ()),
+)
+
+
+def _in_sandbox(cgroup: Path, root: Path, action: Callable[[], None]) -> tuple[int, int]:
+    """Run `action` in a forked child placed in `cgroup` and chrooted to `root`; returns
+    (child pid, errno of the action or 0)."""
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child: never returns into pytest
+        code = b"-999"
+        try:
+            os.close(r)
+            (cgroup / "cgroup.procs").write_text(str(os.getpid()))
+            os.chroot(root)
+            os.chdir("/")
+            os.umask(0o022)
+            try:
+                action()
+                code = b"0"
+            except OSError as exc:
+                code = str(exc.errno).encode()
+        finally:
+            os.write(w, code)
+            os._exit(0)
+    os.close(w)
+    out = os.read(r, 32)
+    os.close(r)
+    os.waitpid(pid, 0)
+    return pid, int(out or b"-999")
+
+
+@pytest.fixture
+def sandbox(tmp_path) -> Iterator[tuple[Path, Path]]:
+    if not (CGROUP2_ROOT / "cgroup.procs").is_file() or not (CGROUP2_ROOT / "cgroup.controllers").exists():
+        pytest.skip(f"needs cgroup v2 mounted at {CGROUP2_ROOT}")
+    root = tmp_path / "root"
+    for d in ("etc", "usr/bin/sub", "var/run/secrets", "var/secrets", "data", "tmp", DEEP.lstrip("/")):
+        (root / d).mkdir(parents=True, exist_ok=True)
+    for f in ("etc/passwd", "usr/bin/old", "usr/bin/a", "usr/bin/b", "usr/bin/script", "usr/bin/tool2",
+              "var/secrets/existing", "etc/hosts"):
+        (root / f).write_text("x\n")
+    (root / "usr/bin/exe").write_text("#!/bin/sh\n")
+    (root / "usr/bin/exe").chmod(0o755)
+    volume = tmp_path / "volume"
+    volume.mkdir()
+    (volume / "file").write_text("v\n")
+    hosts = tmp_path / "hosts"
+    hosts.write_text("127.0.0.1 localhost\n")
+    mounts = [(volume, root / "data"), (hosts, root / "etc/hosts")]
+    done: list[Path] = []
+    cgroup = CGROUP2_ROOT / f"d4c-file-{os.getpid()}"
+    cgroup.mkdir()
+    try:
+        for src, dst in mounts:
+            subprocess.run(["mount", "--bind", str(src), str(dst)], check=True)
+            done.append(dst)
+        yield cgroup, root
+    finally:
+        for dst in reversed(done):
+            subprocess.run(["umount", str(dst)], check=False)
+        cgroup.rmdir()
+
+
+def _expected(container: Container, case: Case) -> tuple[int, list[tuple]]:
+    """What the reference evaluator says: errno and events (D18: blocked if either is)."""
+    verdicts = [
+        (op, evaluate(DIFFERENTIAL, Operation(kind="file", operation=op[0], file=FileTarget(op[1], op[2]),
+                                              container=container)))
+        for op in case.operations
+    ]
+    blocked = any("block" in v.actions for _, v in verdicts)
+    events = [
+        (*op, v.matched_selectors, frozenset(v.actions), blocked) for op, v in verdicts if v.actions
+    ]
+    return (errno.EPERM if blocked else 0), events
+
+
+def test_kernel_agrees_with_reference_evaluator(bpf_lsm, sandbox, record_property):
+    cgroup, root = sandbox
+    container = _container("nginx:1.25")
+    compiled = compile_file_section(DIFFERENTIAL)
+    with FileEnforcer(compiled) as enforcer:
+        print(f"file_hooks.bpf.o open {enforcer.times.open_s:.3f}s load {enforcer.times.load_s:.3f}s "
+              f"attach {enforcer.times.attach_s:.3f}s")
+        record_property("load_s", round(enforcer.times.load_s, 3))
+        record_property("attach_s", round(enforcer.times.attach_s, 3))
+        cgid = cgroup_id(cgroup)
+        assert enforcer.add_container(cgid, container) != 0
+
+        mismatches = []
+        for case in CASES:
+            pid, err = _in_sandbox(cgroup, root, case.action)
+            activities = enforcer.poll(100)
+            got = [
+                (a.operation, a.path, a.mount, a.event_action, a.trace_point, a.selectors, a.actions, a.blocked)
+                for a in activities
+            ]
+            want_errno, want = _expected(container, case)
+            if (err, got) != (want_errno, want):
+                mismatches.append(f"{case.name}: kernel errno={err} events={got}\n"
+                                  f"    reference errno={want_errno} events={want}")
+            for a in activities:
+                assert (a.task.pid, a.task.cgroup_id) == (pid, cgid)
+        assert not mismatches, "\n".join(mismatches)
+
+        # D15: the same write from a host process is not the container's business.
+        with open(root / "etc/passwd", "w") as f:
+            f.write("host\n")
+        assert enforcer.poll(50) == []
+        stats = enforcer.stats()
+        assert stats["ringbuf_full"] == 0 and stats["path_incomplete"] == 0
+        assert stats["blocks"] >= 1
+
+
+def test_overlong_path_fails_closed(bpf_lsm, sandbox):
+    """A path longer than D4C_PATH_MAX cannot be resolved: a block that could apply applies."""
+    cgroup, root = sandbox
+    name = "d" * 200
+    fd = os.open(root / "etc", os.O_DIRECTORY)
+    for _ in range(21):  # 21 * 201 bytes > 4096: built relative to a dir fd (PATH_MAX)
+        os.mkdir(name, dir_fd=fd)
+        nxt = os.open(name, os.O_DIRECTORY, dir_fd=fd)
+        os.close(fd)
+        fd = nxt
+    os.close(fd)
+
+    def create_deep() -> None:
+        fd = os.open("/etc", os.O_DIRECTORY)
+        for _ in range(21):
+            nxt = os.open(name, os.O_DIRECTORY, dir_fd=fd)
+            os.close(fd)
+            fd = nxt
+        os.close(os.open("f", os.O_WRONLY | os.O_CREAT, 0o644, dir_fd=fd))
+
+    with FileEnforcer(compile_file_section(DIFFERENTIAL)) as enforcer:
+        enforcer.add_container(cgroup_id(cgroup), _container("nginx:1.25"))
+        _, err = _in_sandbox(cgroup, root, create_deep)
+        activities = enforcer.poll(100)
+        assert err == errno.EPERM
+        assert [a.blocked for a in activities] == [True]
+        assert enforcer.stats()["path_incomplete"] >= 1
+    # Detached: the same creation now succeeds.
+    _, err = _in_sandbox(cgroup, root, create_deep)
+    assert err == 0
