@@ -84,7 +84,7 @@ def build_policy(rng: random.Random) -> dict:
     }
 
 
-def build_operations(rng: random.Random, count: int) -> list:
+def build_operations(rng: random.Random, count: int) -> list[dict]:
     ops = []
     for _ in range(count):
         image = rng.choice(IMAGES) + ":" + rng.choice(TAGS)
@@ -113,7 +113,7 @@ def build_operations(rng: random.Random, count: int) -> list:
                     "session_leader": {"executable": "/bin/bash", "interactive": rng.random() < 0.5},
                 },
             )
-        ops.append(parse_operation(op))
+        ops.append(op)
     return ops
 
 
@@ -128,21 +128,29 @@ def main() -> int:
             print(e.path, e.message, file=sys.stderr)
         return 1
     policy = result.policy
-    ops = build_operations(rng, 10_000)
+    raw_ops = build_operations(rng, 10_000)
+    # Parsing (JSON shape -> Operation, with D13 image parts and normalised paths) is measured
+    # separately: an agent builds its Operation once per kernel event, then evaluates it.
+    start = time.process_time()
+    ops = [parse_operation(op) for op in raw_ops]
+    parse_rate = len(raw_ops) / (time.process_time() - start)
     for op in ops[:1000]:  # warm-up
         evaluate(policy, op)
     fired = sum(1 for op in ops if evaluate(policy, op).responses)
+    # CPU time of this process, not wall time: "on one core" means the work one core does, and
+    # other load on the machine must not count against the evaluator.
     done = 0
-    start = time.perf_counter()
+    start, wall_start = time.process_time(), time.perf_counter()
     deadline = start + args.seconds
-    while time.perf_counter() < deadline:
+    while time.process_time() < deadline:
         for op in ops:
             evaluate(policy, op)
         done += len(ops)
-    elapsed = time.perf_counter() - start
+    elapsed, wall = time.process_time() - start, time.perf_counter() - wall_start
     rate = done / elapsed
     print(f"policy: 2 sections x 64 selectors x 64 responses; {len(ops)} distinct operations, {fired} fire a response")
-    print(f"evaluate: {rate:,.0f} operations/s on one core ({done} operations in {elapsed:.2f} s); target {TARGET:,}: {'met' if rate >= TARGET else 'NOT met'}")
+    print(f"parse_operation: {parse_rate:,.0f} operations/s (not included below)")
+    print(f"evaluate: {rate:,.0f} operations/s on one core ({done} operations in {elapsed:.2f} s of CPU, {wall:.2f} s of wall time); target {TARGET:,}: {'met' if rate >= TARGET else 'NOT met'}")
     return 0
 
 

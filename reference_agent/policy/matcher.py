@@ -97,6 +97,15 @@ def _all_labels(entries: tuple[str, ...]) -> Callable[[Mapping[str, str]], bool]
     return holds
 
 
+def _cost(predicate: Callable[[Any], Any]) -> int:
+    owner = getattr(predicate, "__self__", None)
+    if isinstance(owner, (frozenset, str)):
+        return 0
+    if isinstance(owner, re.Pattern):
+        return 1
+    return 2
+
+
 def compile_selector(selector: Selector) -> CompiledSelector:
     checks: list[Check] = []
 
@@ -107,7 +116,6 @@ def compile_selector(selector: Selector) -> CompiledSelector:
         if values:
             add(slot, _any_value(values, wildcards))
 
-    # Cheap, selective checks first: the order is irrelevant to the outcome (AND), not to speed.
     if selector.kind == "file":
         if selector.ignoreVolumeMounts:  # D19: skips `volume` and `file` mounts
             add("file.mount", "root".__eq__)
@@ -135,6 +143,10 @@ def compile_selector(selector: Selector) -> CompiledSelector:
         add_values("process.user_name", selector.processUserName, None)
         add_values("process.executable", selector.processExecutable, "path")
         add_values("process.session_leader_executable", selector.sessionLeaderExecutable, "path")
+
+    # Cheap checks first (set lookups and comparisons before regular expressions, the label
+    # closure last): the order is irrelevant to the outcome (AND), not to speed.
+    checks.sort(key=lambda check: _cost(check[1]))
 
     # A check on an unknown fact fails: e.g. D15, a container not managed by Kubernetes (no
     # orchestrator facts) matches no selector with an orchestrator* condition.
@@ -181,8 +193,8 @@ class _CompiledResponse:
 class CompiledSection:
     kind: str
     names: tuple[str, ...]  # selector names by bit position (= policy order)
-    # operation name -> (bit, needs, checks) of the selectors that can match it (D5)
-    candidates: dict[str, tuple[tuple[int, int, tuple[Check, ...]], ...]]
+    # operation name -> the selectors that can match it (D5), as _candidate tuples
+    candidates: dict[str, tuple[tuple[int, int, int, Callable[[Any], Any], tuple[Check, ...]], ...]]
     responses: tuple[_CompiledResponse, ...]
     # selector bit i -> bit mask of the responses whose `match` names selector i
     responses_of: tuple[int, ...]
@@ -198,7 +210,7 @@ def compile_section(section: Section) -> CompiledSection:
     bit_of = {s.name: 1 << i for i, s in enumerate(section.selectors)}
     candidates = {
         op: tuple(
-            (1 << i, s._compiled.needs, s._compiled.checks)
+            _candidate(1 << i, s._compiled)
             for i, s in enumerate(section.selectors)
             if not s.operations or op in s.operations
         )
@@ -226,6 +238,19 @@ def compile_section(section: Section) -> CompiledSection:
     )
 
 
+def _always(_value: Any) -> bool:
+    return True
+
+
+def _candidate(bit: int, compiled: CompiledSelector) -> tuple[int, int, int, Callable[[Any], Any], tuple[Check, ...]]:
+    """(bit, needs, first slot, first predicate, other checks): the first check is unpacked so
+    the common case, a selector failing its first check, costs no inner loop."""
+    if not compiled.checks:
+        return (bit, compiled.needs, 0, _always, ())
+    (slot, predicate), *rest = compiled.checks
+    return (bit, compiled.needs, slot, predicate, tuple(rest))
+
+
 def _mask(bit_of: Mapping[str, int], names: tuple[str, ...]) -> int:
     mask = 0
     for name in names:
@@ -244,15 +269,15 @@ def _bits(mask: int) -> Iterator[int]:
 def matched_mask(section: Section, operation: Operation) -> int:
     """Bit i set when selector i of the section matches the operation."""
     compiled: CompiledSection = section._compiled
-    known = operation.known
+    unknown = ~operation.known
     facts = operation.facts
     mask = 0
     # The body of _checks_hold, inlined: this loop is the evaluator's hot path.
-    for bit, needs, checks in compiled.candidates.get(operation.operation, ()):
-        if needs & ~known:
+    for bit, needs, slot, predicate, rest in compiled.candidates.get(operation.operation, ()):
+        if needs & unknown or not predicate(facts[slot]):
             continue
-        for slot, predicate in checks:
-            if not predicate(facts[slot]):
+        for other_slot, other_predicate in rest:
+            if not other_predicate(facts[other_slot]):
                 break
         else:
             mask |= bit
