@@ -19,7 +19,7 @@ class PolicyFileError(Exception):
     """The policy file cannot be read (missing, a directory, no permission)."""
 
 
-def _yaml_error(exc: yaml.YAMLError, prefix: str) -> Diagnostic:
+def _yaml_error(exc: yaml.YAMLError, prefix: str, text: str = "") -> Diagnostic:
     mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
     if isinstance(exc, yaml.MarkedYAMLError):
         parts = [p for p in (exc.context, exc.problem) if p]
@@ -30,7 +30,9 @@ def _yaml_error(exc: yaml.YAMLError, prefix: str) -> Diagnostic:
     if mark is not None:
         line, column = mark.line + 1, mark.column + 1
     elif isinstance(exc, yaml.reader.ReaderError):
-        line, column = 1, 1
+        # Not a marked error: locate the offending character from its offset in the text.
+        before = text[: exc.position]
+        line, column = before.count("\n") + 1, exc.position - (before.rfind("\n") + 1) + 1
         message = f"unreadable character {exc.character!r} at position {exc.position}: {exc.reason}"
     return Diagnostic(prefix, line, column, f"not valid YAML: {message}", "yaml-syntax")
 
@@ -40,7 +42,7 @@ def load_policy_text(text: str, filename: str = "<string>") -> ValidationResult:
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.YAMLError as exc:
-        return ValidationResult(policy=None, errors=(_yaml_error(exc, ""),))
+        return ValidationResult(policy=None, errors=(_yaml_error(exc, "", text),))
     except RecursionError:
         return ValidationResult(
             policy=None,

@@ -221,3 +221,8 @@ def test_the_seed_typographic_quotes_are_part_of_the_values() -> None:
     selector = load_policy_text(text).policy.file.selectors[0]
     assert selector.labels == (("‘production", "*’"),)
     assert selector.orchestratorResourceName == ("‘nginx-pod-*’",)
+
+
+def test_unprintable_character_is_located() -> None:
+    (error,) = load_policy_text("file:\n  selectors: a\x07b\n").errors
+    assert (error.code, error.line, error.column) == ("yaml-syntax", 2, 15)
