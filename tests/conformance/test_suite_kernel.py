@@ -71,3 +71,12 @@ def test_leaves_no_containers_or_volumes_behind(run_suite) -> None:
     after = ({c.id for c in client.containers.list(all=True, filters={"label": label})},
              {v.id for v in client.volumes.list(filters={"label": label})})
     assert after == before
+
+
+def test_load_policy_adapter_keeps_one_agent_and_swaps_policies(run_suite) -> None:
+    # fx-reload-log expects the process stream only, fx-reload-alert the alerts stream only:
+    # both pass only if each scenario's policy was loaded into the one running agent.
+    run = run_suite("--target", "command", "--adapter", str(ADAPTERS / "fake-reload.yaml"),
+                    "--scenarios", str(FIXTURES / "kernel-reload"), "--scenarios", str(FIXTURES / "kernel"))
+    assert run.outcomes == {"fx-reload-alert[kernel]": "passed", "fx-reload-log[kernel]": "passed",
+                            "fx-kernel-exec-events[kernel]": "passed"}, run.output

@@ -25,7 +25,11 @@ import yaml
 
 
 def actions_of(policy_file: str) -> set[str]:
-    policy = yaml.safe_load(Path(policy_file).read_text()) or {}
+    """Read on every event, so a policy replaced by the adapter's `load_policy` takes effect."""
+    try:
+        policy = yaml.safe_load(Path(policy_file).read_text()) or {}
+    except FileNotFoundError:
+        return set()
     process = policy.get("process") or {}
     return {a for response in process.get("responses", []) for a in response.get("actions", [])}
 
@@ -57,12 +61,6 @@ def main() -> int:
     parser.add_argument("--ready", required=True)
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    streams = []
-    actions = actions_of(args.policy)
-    if "log" in actions:
-        streams.append("logs-cloud_defend.process-default")
-    if "alert" in actions:
-        streams.append("logs-cloud_defend.alerts-default")
     client = docker.from_env()
     events = client.events(decode=True, filters={"type": "container"})
     Path(args.ready).write_text("ready\n")  # subscribed: nothing from now on is missed
@@ -70,6 +68,9 @@ def main() -> int:
         action = event.get("Action", "")
         if not action.startswith("exec_start: "):
             continue
+        actions = actions_of(args.policy)
+        streams = [s for a, s in (("log", "logs-cloud_defend.process-default"),
+                                  ("alert", "logs-cloud_defend.alerts-default")) if a in actions]
         attributes = event.get("Actor", {}).get("Attributes", {})
         try:  # the event's text joins argv with spaces; the exec's own record keeps it exact
             config = client.api.exec_inspect(attributes["execID"])["ProcessConfig"]
