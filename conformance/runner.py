@@ -152,8 +152,13 @@ def run_kernel(scenario: Scenario, target: Target, session: KernelSession) -> No
             try:
                 if per_session:
                     if session.session_agent is None:
-                        session.session_agent = AgentProcess(spec.agent, values)
-                        session.session_agent.start()
+                        started = AgentProcess(spec.agent, values)
+                        try:
+                            started.start()
+                        except AdapterError:
+                            started.stop()
+                            raise
+                        session.session_agent = started  # only a running agent is reused
                     agent = session.session_agent
                     agent.values.update(policy=str(policy_file), scenario=scenario.id)
                     agent.load_policy()

@@ -80,3 +80,18 @@ def test_load_policy_adapter_keeps_one_agent_and_swaps_policies(run_suite) -> No
                     "--scenarios", str(FIXTURES / "kernel-reload"), "--scenarios", str(FIXTURES / "kernel"))
     assert run.outcomes == {"fx-reload-alert[kernel]": "passed", "fx-reload-log[kernel]": "passed",
                             "fx-kernel-exec-events[kernel]": "passed"}, run.output
+
+
+def test_agent_that_dies_at_startup_fails_the_item_with_its_log(run_suite, tmp_path) -> None:
+    adapter = tmp_path / "dying.yaml"
+    adapter.write_text(
+        "name: dying\n"
+        "agent:\n"
+        "  start: [sh, -c, 'echo cannot attach BPF program; exit 3']\n"
+        "  ready: {path: '{workdir}/ready', timeout: 20}\n"
+        "  requires_bpf_lsm: false\n"
+        "events: {ndjson: '{events_dir}/{data_stream}.ndjson'}\n")
+    run = run_suite("--target", "command", "--adapter", str(adapter), "--scenarios", str(FIXTURES / "kernel"))
+    assert run.outcomes == {"fx-kernel-exec-events[kernel]": "failed"}
+    assert "the agent could not be started: agent exited with 3 during startup" in run.output
+    assert "cannot attach BPF program" in run.output
