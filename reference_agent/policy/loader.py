@@ -33,7 +33,8 @@ def _yaml_error(exc: yaml.YAMLError, prefix: str, text: str = "") -> Diagnostic:
         # Not a marked error: locate the offending character from its offset in the text.
         before = text[: exc.position]
         line, column = before.count("\n") + 1, exc.position - (before.rfind("\n") + 1) + 1
-        message = f"unreadable character {exc.character!r} at position {exc.position}: {exc.reason}"
+        char = chr(exc.character) if isinstance(exc.character, int) else exc.character
+        message = f"unreadable character {char!r}: {exc.reason}"
     return Diagnostic(prefix, line, column, f"not valid YAML: {message}", "yaml-syntax")
 
 
