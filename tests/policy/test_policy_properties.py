@@ -110,3 +110,18 @@ def test_evaluate_is_deterministic_order_independent_and_follows_d22(doc, ops, r
         assert verdict == _by_definition(policy, op)
         assert list(verdict.actions) == sorted(set(verdict.actions))
         assert list(verdict.responses) == sorted(set(verdict.responses))
+
+
+YAML_PIECES = [
+    "file:", "process:", "  selectors:", "  responses:", "    - name: a", "    - name: &n a", "      targetFilePath: [/x]",
+    "      operation: *n", "    - match: [a]", "      actions: [log, block]", "    - {match: [a], actions: [alert]}",
+    "  <<: *n", "? [a, b]", ": c", "---", "...", "%YAML 1.1", "!!binary x", "!!int abc", "!!timestamp 2023-99-99",
+    "!!python/object:os.system x", "key: !custom v", "a: &r [*r]", "\t- x", "{", "[", "'", '"\\x"', "- - -", "~", "",
+    "      processUserId: [0x1F, 1_000, -0]", "      ignoreVolumeMounts: yes", "      orchestratorResourceLabel: [a:b, 'c:']",
+]
+
+
+@SETTINGS
+@given(st.lists(st.sampled_from(YAML_PIECES), max_size=12))
+def test_validator_never_raises_on_yaml_like_text(pieces: list[str]) -> None:
+    _check_result(load_policy_text("\n".join(pieces) + "\n"), with_lines=True)
