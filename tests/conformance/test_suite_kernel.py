@@ -48,7 +48,7 @@ def test_kernel_failure_is_a_readable_diff(run_suite) -> None:
     assert "unexpected extra event #2:" in out and "'echo three'" in out
     assert "stream logs-cloud_defend.alerts-default: expected 1 event(s), got 0" in out
     # files: state checks
-    assert "web:/etc/passwd: expected absent, but it exists" in out
+    assert "web:/bin/sh: expected absent, but it exists" in out
     assert "web:/nonexistent: expected present, but it does not exist" in out
 
 
