@@ -20,6 +20,7 @@ char LICENSE[] SEC("license") = "GPL";
 #define FMODE_WRITE 0x2
 #define FMODE_CREATED 0x100000
 #define O_TRUNC 00001000
+#define DCACHE_PAR_LOOKUP 0x10000000 /* include/linux/dcache.h, 6.1 */
 #define WALK_SLOTS 128 /* power of two >= D4C_MAX_WALK, so that a mask bounds the index */
 #define MATCH_MAX_STEPS (1 << 23) /* bpf_loop's own maximum */
 
@@ -87,6 +88,15 @@ struct {
 	__type(key, __u64);   /* pid_tgid */
 	__type(value, __u64); /* struct inode * */
 } truncating_open SEC(".maps");
+
+/* A creation path_mknod reported (pid_tgid -> struct dentry *), so that file_open, seeing
+ * FMODE_CREATED for the same dentry, does not report it again. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u64);
+	__type(value, __u64);
+} mknod_reported SEC(".maps");
 
 /* Per-CPU scratch: two records (rename decides both sides before reporting either) and the
  * component names of the walk in progress. Too large for the 512-byte BPF stack. */
@@ -467,8 +477,14 @@ static __always_inline __u32 create_op(umode_t mode)
 }
 
 /* One operation on one path: decide, report, and the hook's return value. */
+enum report_mode {
+	REPORT = 0,      /* report what fires, block what blocks */
+	ONLY_BLOCKS = 1, /* act only when the decision is to block */
+	NEVER_BLOCK = 2, /* report what fires, never block (decided earlier) */
+};
+
 static __always_inline int single(struct vfsmount *mnt, struct dentry *dentry, __u64 mask,
-				  __u32 op, __u32 event_action, __u32 hook)
+				  __u32 op, __u32 event_action, __u32 hook, enum report_mode how)
 {
 	struct scratch *sc = get_scratch();
 	if (!sc)
@@ -478,7 +494,9 @@ static __always_inline int single(struct vfsmount *mnt, struct dentry *dentry, _
 	__u32 actions = decide(ev, 0, mask);
 	if (!actions)
 		return 0;
-	__u32 block = (actions & D4C_ACTION_BLOCK) != 0;
+	__u32 block = how != NEVER_BLOCK && (actions & D4C_ACTION_BLOCK) != 0;
+	if (how == ONLY_BLOCKS && !block)
+		return 0;
 	emit(ev, block);
 	if (block) {
 		stat_add(D4C_STAT_BLOCKS);
@@ -497,16 +515,30 @@ int BPF_PROG(d4c_file_open, struct file *file, int ret)
 		return 0;
 	__u32 fmode = BPF_CORE_READ(file, f_mode);
 	__u32 flags = BPF_CORE_READ(file, f_flags);
-	if (fmode & FMODE_CREATED)
-		return 0; /* this open created the file: reported as a creation by path_mknod */
-	if (!(fmode & FMODE_WRITE) && !(flags & O_TRUNC))
-		return 0;
 	struct inode *inode = BPF_CORE_READ(file, f_inode);
 	umode_t mode = BPF_CORE_READ(inode, i_mode);
 	if ((mode & S_IFMT) != S_IFREG)
 		return 0;
+	if (fmode & FMODE_CREATED) {
+		/* This open created the file (a creation, not a modification, D17). path_mknod
+		 * decided it before the file existed; it reported it too unless the name was still
+		 * being looked up, when it could not know whether the open would create anything. */
+		__u64 key = bpf_get_current_pid_tgid();
+		__u64 *reported = bpf_map_lookup_elem(&mknod_reported, &key);
+		struct dentry *dentry = BPF_CORE_READ(file, f_path.dentry);
+		if (reported) {
+			__u64 same = *reported == (__u64)dentry;
+			bpf_map_delete_elem(&mknod_reported, &key);
+			if (same)
+				return 0;
+		}
+		return single(BPF_CORE_READ(file, f_path.mnt), dentry, mask, create_op(mode),
+			      D4C_EVENT_CREATION, D4C_HOOK_PATH_MKNOD, NEVER_BLOCK);
+	}
+	if (!(fmode & FMODE_WRITE) && !(flags & O_TRUNC))
+		return 0;
 	int rc = single(BPF_CORE_READ(file, f_path.mnt), BPF_CORE_READ(file, f_path.dentry), mask,
-			modify_op(mode), D4C_EVENT_MODIFICATION, D4C_HOOK_FILE_OPEN);
+			modify_op(mode), D4C_EVENT_MODIFICATION, D4C_HOOK_FILE_OPEN, REPORT);
 	if (!rc && (flags & O_TRUNC)) {
 		__u64 key = bpf_get_current_pid_tgid();
 		__u64 val = (__u64)inode;
@@ -536,7 +568,7 @@ int BPF_PROG(d4c_path_truncate, const struct path *path, int ret)
 	if ((mode & S_IFMT) != S_IFREG)
 		return 0;
 	return single(BPF_CORE_READ(path, mnt), BPF_CORE_READ(path, dentry), mask, modify_op(mode),
-		      D4C_EVENT_MODIFICATION, D4C_HOOK_PATH_TRUNCATE);
+		      D4C_EVENT_MODIFICATION, D4C_HOOK_PATH_TRUNCATE, REPORT);
 }
 
 SEC("lsm/path_mknod")
@@ -550,8 +582,23 @@ int BPF_PROG(d4c_path_mknod, const struct path *dir, struct dentry *dentry, umod
 		return 0;
 	if ((mode & S_IFMT) != S_IFREG && (mode & S_IFMT) != 0)
 		return 0; /* D17: only regular files (mknod of type 0 makes one) */
-	return single(BPF_CORE_READ(dir, mnt), dentry, mask, create_op(mode), D4C_EVENT_CREATION,
-		      D4C_HOOK_PATH_MKNOD);
+	/* An O_CREAT open calls this hook before looking the name up when its dentry is not
+	 * cached (DCACHE_PAR_LOOKUP): the file may exist, and then nothing is created. Such a
+	 * creation is blocked here (an existing file then opens without O_CREAT) but reported by
+	 * file_open once it happened (FMODE_CREATED), so that an existing file is not reported as
+	 * created unless the creation would have been blocked. */
+	__u32 dflags = BPF_CORE_READ(dentry, d_flags);
+	if (dflags & DCACHE_PAR_LOOKUP)
+		return single(BPF_CORE_READ(dir, mnt), dentry, mask, create_op(mode),
+			      D4C_EVENT_CREATION, D4C_HOOK_PATH_MKNOD, ONLY_BLOCKS);
+	int rc = single(BPF_CORE_READ(dir, mnt), dentry, mask, create_op(mode), D4C_EVENT_CREATION,
+			D4C_HOOK_PATH_MKNOD, REPORT);
+	if (!rc) {
+		__u64 key = bpf_get_current_pid_tgid();
+		__u64 val = (__u64)dentry;
+		bpf_map_update_elem(&mknod_reported, &key, &val, BPF_ANY);
+	}
+	return rc;
 }
 
 SEC("lsm/path_unlink")
@@ -566,7 +613,7 @@ int BPF_PROG(d4c_path_unlink, const struct path *dir, struct dentry *dentry, int
 	if ((mode & S_IFMT) != S_IFREG && (mode & S_IFMT) != S_IFLNK)
 		return 0;
 	return single(BPF_CORE_READ(dir, mnt), dentry, mask, D4C_OP_DELETE_FILE, D4C_EVENT_DELETION,
-		      D4C_HOOK_PATH_UNLINK);
+		      D4C_HOOK_PATH_UNLINK, REPORT);
 }
 
 SEC("lsm/path_link")
@@ -582,7 +629,7 @@ int BPF_PROG(d4c_path_link, struct dentry *old_dentry, const struct path *new_di
 	if ((mode & S_IFMT) != S_IFREG)
 		return 0;
 	return single(BPF_CORE_READ(new_dir, mnt), new_dentry, mask, create_op(mode), D4C_EVENT_LINK,
-		      D4C_HOOK_PATH_LINK);
+		      D4C_HOOK_PATH_LINK, REPORT);
 }
 
 SEC("lsm/path_chmod")
@@ -599,9 +646,9 @@ int BPF_PROG(d4c_path_chmod, const struct path *path, umode_t mode, int ret)
 	/* D17: adding an execute bit to a file that had none creates an executable. */
 	if (!(old & S_IXUGO) && (mode & S_IXUGO))
 		return single(BPF_CORE_READ(path, mnt), BPF_CORE_READ(path, dentry), mask,
-			      D4C_OP_CREATE_EXECUTABLE, D4C_EVENT_CREATION, D4C_HOOK_PATH_CHMOD);
+			      D4C_OP_CREATE_EXECUTABLE, D4C_EVENT_CREATION, D4C_HOOK_PATH_CHMOD, REPORT);
 	return single(BPF_CORE_READ(path, mnt), BPF_CORE_READ(path, dentry), mask, modify_op(old),
-		      D4C_EVENT_MODIFICATION, D4C_HOOK_PATH_CHMOD);
+		      D4C_EVENT_MODIFICATION, D4C_HOOK_PATH_CHMOD, REPORT);
 }
 
 /* D18: rename(a, b) is deleteFile on a and createX or modifyX on b; blocked if either is. */

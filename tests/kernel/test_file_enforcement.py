@@ -87,6 +87,14 @@ CASES = (
          (("createFile", "/usr/sbin2", "root", "creation", "lsm__path_mknod"),)),
     Case("create 71 components deep", _create(DEEP + "/f"),
          (("createFile", DEEP + "/f", "root", "creation", "lsm__path_mknod"),)),
+    Case("create after a failed lookup (cached negative dentry)",
+         lambda: (os.path.exists("/usr/bin/seen"), _create("/usr/bin/seen")()),
+         (("createFile", "/usr/bin/seen", "root", "creation", "lsm__path_mknod"),)),
+    Case("O_CREAT open of an existing file", lambda: os.close(os.open("/usr/bin/existing", os.O_WRONLY | os.O_CREAT)),
+         (("modifyFile", "/usr/bin/existing", "root", "modification", "lsm__file_open"),)),
+    Case("O_CREAT|O_TRUNC open of an existing file (one event)",
+         lambda: os.close(os.open("/usr/bin/existing", os.O_WRONLY | os.O_CREAT | os.O_TRUNC)),
+         (("modifyFile", "/usr/bin/existing", "root", "modification", "lsm__file_open"),)),
     Case("read-only open is no operation", lambda: os.close(os.open("/etc/passwd", os.O_RDONLY)), ()),
 )
 
@@ -127,7 +135,7 @@ def sandbox(tmp_path) -> Iterator[tuple[Path, Path]]:
     for d in ("etc", "usr/bin/sub", "var/run/secrets", "var/secrets", "data", "tmp", DEEP.lstrip("/")):
         (root / d).mkdir(parents=True, exist_ok=True)
     for f in ("etc/passwd", "usr/bin/old", "usr/bin/a", "usr/bin/b", "usr/bin/script", "usr/bin/tool2",
-              "var/secrets/existing", "etc/hosts"):
+              "var/secrets/existing", "etc/hosts", "usr/bin/existing"):
         (root / f).write_text("x\n")
     (root / "usr/bin/exe").write_text("#!/bin/sh\n")
     (root / "usr/bin/exe").chmod(0o755)
