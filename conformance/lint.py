@@ -17,6 +17,8 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterable
 
+import yaml
+
 from conformance import catalog, yamlpos
 from conformance.adapters import reference
 from conformance.loader import Problem, discover, parse
@@ -85,8 +87,6 @@ def _finding(path: Path, doc: yamlpos.Located, f: reference.Finding) -> Problem:
 
 
 def yamlpos_dump(obj: Any) -> str:
-    import yaml
-
     return yaml.safe_dump(obj, sort_keys=False)
 
 
@@ -123,6 +123,11 @@ def _operation_problems(path: Path, doc: yamlpos.Located, use_reference: bool) -
     data = doc.data
     problems = []
     policy = data.get("policy")
+    if "policy_file" in data:
+        try:
+            policy = yaml.safe_load((path.parent / data["policy_file"]).read_text(encoding="utf-8"))
+        except (OSError, yaml.YAMLError):
+            policy = None  # already reported by the policy check
     selectors = _selector_names(policy) if isinstance(policy, dict) else None
     for index, op in enumerate(data.get("operations") or []):
         where = f"operations[{index}].input"
@@ -140,6 +145,18 @@ def _operation_problems(path: Path, doc: yamlpos.Located, use_reference: bool) -
                     problems.append(Problem(path, line, column,
                                             f"operations[{index}].expect.matched_selectors[{s_index}]: "
                                             f"the policy has no {kind} selector named {name!r}"))
+    for stream, entries in ((data.get("expect") or {}).get("events") or {}).items():
+        for e_index, entry in enumerate(entries):
+            names = entry.get("cloud_defend.matched_selectors")
+            if selectors is None or not isinstance(names, list):
+                continue
+            known = selectors["file"] | selectors["process"]
+            for s_index, name in enumerate(names):
+                if name not in known:
+                    where = ("expect", "events", stream, e_index, "cloud_defend.matched_selectors", s_index)
+                    line, column = doc.position(where)
+                    problems.append(Problem(path, line, column, f"{yamlpos.dotted(where)}: the policy has no "
+                                                                f"selector named {name!r}"))
     return problems
 
 

@@ -38,6 +38,8 @@ def lint(*paths: str | Path) -> subprocess.CompletedProcess:
                              "bad-references.yaml:7:6: containers[1].name: duplicate container name 'web'",
                              "bad-references.yaml:9:6: steps[0].container: no container named 'db'",
                              "bad-references.yaml:12:8: expect.files[0].container: no container named 'cache'"]),
+    ("bad-event-selector.yaml", ["bad-event-selector.yaml:12:72: expect.events.logs-cloud_defend.process-default[0]"
+                                 ".cloud_defend.matched_selectors[1]: the policy has no selector named 'nosuch'"]),
     ("policy-file-invalid.yaml", ["policy-file-invalid.yaml:4:1: policy_file: ",
                                   "policies/invalid.yaml:3:13: file.selectors[0].name:", "[bad-name]"]),
 ])
@@ -57,7 +59,7 @@ def test_unknown_catalog_tag_is_only_a_warning() -> None:
 def test_policy_directories_are_not_scenarios() -> None:
     done = lint(LINT)
     assert "policies/invalid.yaml:1:1" not in done.stdout
-    assert "6 scenario file(s)" in done.stderr
+    assert "7 scenario file(s)" in done.stderr
 
 
 def test_valid_fixtures_pass_and_missing_path_is_a_usage_error() -> None:
