@@ -215,6 +215,14 @@ class Selector:
 
         object.__setattr__(self, "_compiled", compile_selector(self))
 
+    # Pickling (multiprocessing, caches) carries the model; the compiled form is rebuilt.
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k != "_compiled"}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self.__post_init__()
+
     @property
     def conditions(self) -> dict[str, Any]:
         """The conditions present, canonical name -> value (`operation` as a sorted tuple)."""
@@ -267,6 +275,14 @@ class Section:
         from .matcher import compile_section  # late import: matcher imports this module
 
         object.__setattr__(self, "_compiled", compile_section(self))
+
+    # Pickling (multiprocessing, caches) carries the model; the compiled form is rebuilt.
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k != "_compiled"}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self.__post_init__()
 
     def selector(self, name: str) -> Selector | None:
         for selector in self.selectors:

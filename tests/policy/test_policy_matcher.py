@@ -290,3 +290,20 @@ def test_contract_example_operation() -> None:
 
 def test_mount_defaults_to_root() -> None:
     assert parse_operation({"kind": "file", "operation": "deleteFile", "file": {"path": "/x"}}).file.mount == "root"
+
+
+def test_policies_survive_pickling_and_copying() -> None:
+    import copy
+    import pickle
+
+    op = parse_operation(file_op("/usr/bin/x", orchestrator=K8S))
+    policy = validate_policy_document(
+        {"file": {"selectors": [{"name": "l", "orchestratorResourceLabel": ["app:ng*"]}], "responses": [{"match": ["l"], "actions": ["log"]}]}}
+    ).policy
+    for original in (D22_POLICY, policy):
+        for clone in (pickle.loads(pickle.dumps(original)), copy.deepcopy(original), copy.copy(original)):
+            assert clone == original
+            assert evaluate(clone, op) == evaluate(original, op)
+    assert evaluate(policy, op).matched_selectors == ("l",)
+    restored = pickle.loads(pickle.dumps(op))
+    assert restored == op and restored.facts == op.facts and evaluate(D22_POLICY, restored) == evaluate(D22_POLICY, op)
