@@ -68,8 +68,6 @@ class _Validator:
 
     def _diag(self, path: str, node: Node | None, code: str, message: str) -> Diagnostic:
         full = join(self.prefix, path) if path else self.prefix
-        if path.startswith("["):
-            full = f"{self.prefix}{path}"
         return Diagnostic(full, node.line if node else None, node.column if node else None, message, code)
 
     def error(self, path: str, node: Node | None, code: str, message: str) -> None:
