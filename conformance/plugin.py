@@ -75,7 +75,9 @@ class ScenarioItem(pytest.Item):
             else:
                 runner.run_kernel(self.scenario, plugin.target, plugin.kernel_session())
         except runner.Skip as skip:
-            raise pytest.skip.Exception(str(skip), _use_item_location=True) from None
+            # Skip reasons are about the target or the host, not the scenario: reported once,
+            # grouped ("SKIPPED [46] ...: no BPF-LSM kernel"), not once per scenario.
+            pytest.skip(str(skip))
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
         if isinstance(excinfo.value, runner.Failure):
