@@ -19,6 +19,7 @@ from conformance.model import ENGINE, KERNEL, Scenario
 from conformance.targets import TARGETS, Target, make_target
 
 SUITE_MODULE = Path(__file__).with_name("test_scenarios.py")
+KERNEL_GROUP = "d4c-kernel"
 PROPERTY = "d4c_scenario"  # user_properties key; travels with reports to the xdist controller
 
 try:  # allure labels are markers allure-pytest reads; harmless without allure
@@ -63,6 +64,11 @@ class ScenarioItem(pytest.Item):
                 if tag.startswith("D"):
                     self.add_marker(pytest.mark.allure_label(tag, label_type="story"))
             self.add_marker(pytest.mark.allure_label(tier, label_type="tag"))
+        if tier == KERNEL:
+            # One node, one enforcing agent: a policy blocks in every container of the node, so
+            # kernel items must not run concurrently. With xdist they all go to one worker
+            # (--dist loadgroup, switched on by the plugin); engine items still spread.
+            self.add_marker(pytest.mark.xdist_group(name=KERNEL_GROUP))
         self.extra_keyword_matches.update({scenario.id, scenario.path.parent.name})
         self.user_properties.append((PROPERTY, json.dumps(
             {"id": scenario.id, "tier": tier, "spec": list(self.tags), "path": str(scenario.path)})))
@@ -147,8 +153,16 @@ class ConformancePlugin:
         self.options = runner.Options(opt.event_timeout, opt.event_settle, opt.keep_workdirs)
         self._kernel: runner.KernelSession | None = None
         self.outcomes: dict[str, dict[str, Any]] = {}
-        for marker, text in ((ENGINE, "engine tier: synthetic operations"), (KERNEL, "kernel tier: real containers")):
+        for marker, text in ((ENGINE, "engine tier: synthetic operations"), (KERNEL, "kernel tier: real containers"),
+                             ("xdist_group", "pytest-xdist: items of one group run on one worker")):
             config.addinivalue_line("markers", f"{marker}: {text}")
+        if getattr(opt, "dist", None) == "load":
+            # xdist picks its scheduler after configuration; loadgroup = load + xdist_group marks.
+            opt.dist = "loadgroup"
+        if getattr(config, "workerinput", {}).get("d4c_loadgroup"):
+            # Workers re-parse the command line (dist "load"); grouping needs their node ids to
+            # carry the group suffix, which xdist adds when this flag is set.
+            opt.loadgroup = True
         for clause in catalog.CLAUSES:
             self.register_marker(clause.id)
 
@@ -160,6 +174,10 @@ class ConformancePlugin:
         if self._kernel is None:
             self._kernel = runner.KernelSession(self.options)
         return self._kernel
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_configure_node(self, node: Any) -> None:  # xdist controller, per worker
+        node.workerinput["d4c_loadgroup"] = self.config.option.dist == "loadgroup"
 
     # --- collection ---------------------------------------------------------------------
 

@@ -119,3 +119,13 @@ def test_allure_labels_feature_is_spec_section_story_is_d_id(run_suite, tmp_path
     assert ("story", "D22") in labels
     assert ("feature", "Decisions: Responses and events") in labels
     assert ("tag", "engine") in labels
+
+
+def test_xdist_runs_all_kernel_items_on_one_worker(run_suite) -> None:
+    # One node, one enforcing agent: kernel items are grouped (--dist loadgroup is switched on).
+    run = run_suite("--target", "engine", "--scenarios", ENGINE, "--scenarios", KERNEL,
+                    "--scenarios", str(FIXTURES / "kernel-reload"), "-n", "2", "-vv")
+    workers = set(re.findall(r"^\[(gw\d+)\] .*\[kernel\]@d4c-kernel", run.output, re.M))
+    assert len(workers) == 1, run.output
+    assert len(re.findall(r"\[kernel\]@d4c-kernel", run.output)) >= 3
+    assert run.ids("skipped", "kernel") == {"fx-kernel-exec-events", "fx-reload-log", "fx-reload-alert"}
