@@ -47,6 +47,15 @@ class FileEnforcer:
             raise
         self.times = StartTimes(open_s=t1 - t0, load_s=t2 - t1, attach_s=t3 - t2)
 
+    def set_policy(self, compiled: CompiledFilePolicy) -> None:
+        """Replace the policy of the loaded programs, without reloading them. Registered
+        containers must be added again (their masks depend on the selectors). The maps are
+        written one entry at a time: a hook running meanwhile may see a mix of both policies."""
+        for key in self.obj.map("container_selectors").keys():
+            self.obj.map("container_selectors").delete(key)
+        self.compiled = compiled
+        self._write_policy()
+
     def _write_policy(self) -> None:
         c = self.compiled
         self.obj.map("file_policy").update(_U32.pack(0), bytes(c.policy))
@@ -76,8 +85,13 @@ class FileEnforcer:
     def poll(self, timeout_ms: int = 0) -> list[FileActivity]:
         """Deliver what the ring buffer holds (waiting up to timeout_ms for the first record)."""
         self.ring.poll(timeout_ms)
-        while self.ring.poll(0):
-            pass
+        return self.drain()
+
+    def drain(self) -> list[FileActivity]:
+        """Everything committed so far, without waiting: the records of a syscall that has
+        returned are all there (bpf_ringbuf_output commits before the hook returns), even if
+        the epoll wake-up that poll() waits for has not arrived yet."""
+        self.ring.consume()
         out, self._activities = self._activities, []
         return out
 

@@ -318,6 +318,18 @@ class RingBuffer:
             raise BpfError(-ret, f"poll of ring buffer {self.map.name}")
         return max(ret, 0)
 
+    def consume(self) -> int:
+        """Deliver every record already committed, without waiting; returns how many."""
+        if self._ptr is None:
+            raise BpfError(errno_mod.EBADF, "ring buffer is closed")
+        ret = lib().c.ring_buffer__consume(self._ptr)
+        if self._error is not None:
+            err, self._error = self._error, None
+            raise err
+        if ret < 0:
+            raise BpfError(-ret, f"consume of ring buffer {self.map.name}")
+        return ret
+
     def close(self) -> None:
         if self._ptr is not None:
             lib().c.ring_buffer__free(self._ptr)

@@ -188,7 +188,7 @@ def test_kernel_agrees_with_reference_evaluator(bpf_lsm, sandbox, record_propert
         mismatches = []
         for case in CASES:
             pid, err = _in_sandbox(cgroup, root, case.action)
-            activities = enforcer.poll(100)
+            activities = enforcer.drain()
             got = [
                 (a.operation, a.path, a.mount, a.event_action, a.trace_point, a.selectors, a.actions, a.blocked)
                 for a in activities
@@ -204,7 +204,7 @@ def test_kernel_agrees_with_reference_evaluator(bpf_lsm, sandbox, record_propert
         # D15: the same write from a host process is not the container's business.
         with open(root / "etc/passwd", "w") as f:
             f.write("host\n")
-        assert enforcer.poll(50) == []
+        assert enforcer.drain() == []
         stats = enforcer.stats()
         assert stats["ringbuf_full"] == 0 and stats["path_incomplete"] == 0
         assert stats["blocks"] >= 1
@@ -233,7 +233,7 @@ def test_overlong_path_fails_closed(bpf_lsm, sandbox):
     with FileEnforcer(compile_file_section(DIFFERENTIAL)) as enforcer:
         enforcer.add_container(cgroup_id(cgroup), _container("nginx:1.25"))
         _, err = _in_sandbox(cgroup, root, create_deep)
-        activities = enforcer.poll(100)
+        activities = enforcer.drain()
         assert err == errno.EPERM
         assert [a.blocked for a in activities] == [True]
         assert enforcer.stats()["path_incomplete"] >= 1
