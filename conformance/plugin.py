@@ -101,6 +101,8 @@ class InvalidScenarioItem(pytest.Item):
     def __init__(self, *, problems: list[loader.Problem], **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.problems = problems
+        self.user_properties.append((PROPERTY, json.dumps(
+            {"id": self.path.stem, "tier": "invalid", "spec": [], "path": str(self.path)})))
 
     def runtest(self) -> None:
         raise runner.Failure("\n".join(str(p) for p in self.problems))
