@@ -147,6 +147,9 @@ def _schema_message(error: jsonschema.ValidationError) -> str:
         return "content/mode only apply to files that exist (state present / type file)"
     if error.validator == "not":
         return "give `blocked` or `exit`, not both"
+    if error.validator == "type" and error.absolute_path and error.absolute_path[-1] in ("mode", "user"):
+        # Unquoted 0644 is an (octal) integer in YAML, 1000 an integer: both must be strings.
+        return f"must be a quoted string, e.g. \"0644\" / \"1000\" (YAML read {error.instance!r})"
     if error.validator == "pattern" and len(error.absolute_path) == 2 and error.absolute_path[0] == "spec":
         return f"{error.instance!r} is neither a decision id (D1..D27) nor a seed tag (seed.<section>...)"
     return error.message

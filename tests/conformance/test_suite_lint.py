@@ -73,3 +73,18 @@ def test_valid_fixtures_pass_and_missing_path_is_a_usage_error() -> None:
 def test_the_scenario_library_lints_clean() -> None:
     done = lint(REPO / "scenarios")
     assert done.returncode == 0, done.stdout
+
+
+def test_unquoted_mode_and_user_get_a_hint(tmp_path) -> None:
+    scenario = tmp_path / "m.yaml"
+    scenario.write_text(
+        "id: m\ntitle: t\nspec: [D1]\n"
+        "policy: {file: {selectors: [{name: a, operation: [createFile]}], responses: [{match: [a], actions: [log]}]}}\n"
+        "containers: [{name: c, image: busybox, user: 1000}]\n"
+        "steps: [{container: c, run: 'true'}]\n"
+        "expect:\n  files: [{container: c, path: /x, state: present, mode: 0644}]\n")
+    done = lint(scenario)
+    assert done.returncode == 1
+    assert "m.yaml:5:40: containers[0].user: must be a quoted string" in done.stdout
+    assert "m.yaml:8:52: expect.files[0].mode: must be a quoted string, e.g. \"0644\"" in done.stdout
+    assert "(YAML read 420)" in done.stdout
