@@ -16,15 +16,26 @@ import socket
 import sys
 import termios
 import tty
+from pathlib import Path
 from typing import BinaryIO
 
 from vm.errors import VmError
 
 LOST = 255  # exit code when the machine went away before reporting the command's own
+SILENCE_CHECK = 30.0  # seconds without output before checking that the guest still answers
+PING_TIMEOUT = 90.0  # a loaded TCG guest can be slow, but not this slow
 
 
 def _connect(port: int, timeout: float | None) -> socket.socket:
     return socket.create_connection(("127.0.0.1", port), timeout=timeout)
+
+
+def console_tail(path: Path, lines: int = 40) -> str:
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return f"(no console log at {path})"
+    return f"last lines of {path}:\n" + "\n".join(text.splitlines()[-lines:])
 
 
 def ping(port: int, timeout: float = 3.0) -> dict | None:
@@ -43,7 +54,8 @@ def ping(port: int, timeout: float = 3.0) -> dict | None:
 
 
 def run(port: int, argv: list[str], env: dict[str, str], cwd: str,
-        stdout: BinaryIO | None = None, stderr: BinaryIO | None = None, wait_docker: bool = True) -> int:
+        stdout: BinaryIO | None = None, stderr: BinaryIO | None = None, wait_docker: bool = True,
+        console_log: Path | None = None) -> int:
     """Run argv in the guest, streaming its stdout/stderr; its exit code (128+N if killed by N).
 
     The guest starts the command once dockerd answers, unless `wait_docker` is false.
@@ -55,10 +67,22 @@ def run(port: int, argv: list[str], env: dict[str, str], cwd: str,
     except OSError as error:
         raise VmError(f"cannot reach the VM's agent on port {port}: {error.strerror or error}") from None
     with sock:
-        sock.settimeout(None)
         sock.sendall(json.dumps({"op": "run", "argv": argv, "env": env, "cwd": cwd,
                                  "wait_docker": wait_docker}).encode() + b"\n")
-        for line in sock.makefile("rb"):
+        # A quiet command is fine; a guest that stopped answering pings is not (a hung
+        # kernel would otherwise hang `d4c vm run`, and CI, forever).
+        sock.settimeout(SILENCE_CHECK)
+        reader = sock.makefile("rb")
+        while True:
+            try:
+                line = reader.readline()
+            except TimeoutError:
+                if ping(port, timeout=PING_TIMEOUT) is None:
+                    raise VmError(f"the VM stopped answering (no reply to a ping in {PING_TIMEOUT:.0f}s)",
+                                  detail=console_tail(console_log) if console_log else "", exit_code=LOST) from None
+                continue
+            if not line:
+                break
             frame = json.loads(line)
             if "o" in frame:
                 stdout.write(base64.b64decode(frame["o"]))
@@ -68,8 +92,8 @@ def run(port: int, argv: list[str], env: dict[str, str], cwd: str,
                 stderr.flush()
             elif "exit" in frame:
                 return int(frame["exit"])
-    raise VmError("the VM closed the connection before the command finished (see the console log)",
-                  exit_code=LOST)
+    raise VmError("the VM closed the connection before the command finished",
+                  detail=console_tail(console_log) if console_log else "", exit_code=LOST)
 
 
 def poweroff(port: int) -> bool:

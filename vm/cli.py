@@ -86,11 +86,13 @@ def cmd_run(args: argparse.Namespace) -> int:
             "booting a fresh VM for this command (d4c vm down; d4c vm up to switch)")
         running = None
     if running:
-        return agent.run(running.port, argv, env, guest_cwd(checkout, Path.cwd()), wait_docker=not args.no_docker)
+        return agent.run(running.port, argv, env, guest_cwd(checkout, Path.cwd()), wait_docker=not args.no_docker,
+                         console_log=running.console_log)
     state_dir = cache_root() / "machines" / f"run-{os.getpid()}"
     vm = machine.boot(image, checkout, state_dir)
     try:
-        return agent.run(vm.port, argv, env, guest_cwd(checkout, Path.cwd()), wait_docker=not args.no_docker)
+        return agent.run(vm.port, argv, env, guest_cwd(checkout, Path.cwd()), wait_docker=not args.no_docker,
+                         console_log=vm.console_log)
     finally:
         machine.stop(vm)
         # Keep the serial log of the last throw-away VM for debugging, drop the rest.

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from vm import accel as accel_mod
 from vm import agent
+from vm.agent import console_tail
 from vm.build import Image
 from vm.errors import VmError
 from vm.paths import cache_root
@@ -30,7 +31,6 @@ from vm.progress import say
 MEMORY_MB = 4096
 BOOT_TIMEOUT = 300.0  # TCG on a loaded 2-core CI runner; a normal boot takes 8-15 s
 GUEST_AGENT_PORT = 7000
-CONSOLE_TAIL_LINES = 40
 
 
 @dataclass(frozen=True)
@@ -70,7 +70,11 @@ def kernel_cmdline(checkout: Path) -> str:
 def qemu_command(image: Image, overlay: Path, checkout: Path, port: int, accel: str, cpus: int,
                  console_log: Path) -> list[str]:
     cpu = "host" if accel == "kvm" else "max"
-    accel_opt = "kvm" if accel == "kvm" else "tcg,thread=multi"
+    # Single-threaded TCG: with thread=multi the guest livelocked (soft lockups in
+    # __alloc_pages at a jump-label NOP) when runc's first cgroup flipped kernel static keys,
+    # i.e. cross-vCPU code patching; BPF program attach flips static keys too. On 2 host
+    # cores under load it measured no slower (docs/vm.md).
+    accel_opt = "kvm" if accel == "kvm" else "tcg,thread=single"
     return [
         "qemu-system-x86_64",
         "-accel", accel_opt, "-cpu", cpu, "-m", str(MEMORY_MB), "-smp", str(cpus),
@@ -106,14 +110,6 @@ def _alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
-
-
-def console_tail(path: Path, lines: int = CONSOLE_TAIL_LINES) -> str:
-    try:
-        text = path.read_text(errors="replace")
-    except OSError:
-        return f"(no console log at {path})"
-    return "\n".join(text.splitlines()[-lines:]) or f"(console log {path} is empty)"
 
 
 def load(state_dir: Path) -> Machine | None:

@@ -23,13 +23,14 @@ pytestmark = [
 ]
 
 
-def d4c(*args: str, env: dict[str, str] | None = None, timeout: float = 1800) -> subprocess.CompletedProcess:
+def d4c(*args: str, env: dict[str, str] | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
     return subprocess.run([*D4C, *args], cwd=CHECKOUT, capture_output=True, text=True, timeout=timeout,
                           env={**os.environ, **(env or {})})
 
 
 def test_lsm_list_contains_bpf():
-    result = d4c("vm", "run", "--", "cat", "/sys/kernel/security/lsm")
+    # The first VM test builds the image when it is not cached yet (minutes).
+    result = d4c("vm", "run", "--", "cat", "/sys/kernel/security/lsm", timeout=1800)
     assert result.returncode == 0, result.stderr
     assert "bpf" in result.stdout.strip().split(","), result.stdout
 

@@ -186,7 +186,7 @@ def test_qemu_command_line(tmp_path):
     checkout = Path("/some where/checkout")
     cmd = machine.qemu_command(image, tmp_path / "o.qcow2", checkout, 40000, "tcg", 2, tmp_path / "c.log")
     joined = " ".join(cmd)
-    assert cmd[cmd.index("-accel") + 1] == "tcg,thread=multi" and cmd[cmd.index("-cpu") + 1] == "max"
+    assert cmd[cmd.index("-accel") + 1] == "tcg,thread=single" and cmd[cmd.index("-cpu") + 1] == "max"
     assert cmd[cmd.index("-m") + 1] == "4096" and cmd[cmd.index("-smp") + 1] == "2"
     assert f"local,path={checkout},mount_tag=checkout" in joined
     assert "hostfwd=tcp:127.0.0.1:40000-10.0.2.15:7000" in joined and "restrict=on" in joined
