@@ -84,3 +84,16 @@ def test_probe_bpf_lsm_usable(lsm: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setattr(probe.subprocess, "run", lambda *a, **k: subprocess.CompletedProcess(
         a, 0, "eBPF program_type lsm is available\n", ""))
     assert probe.bpf_lsm_missing() is None
+
+
+def test_reference_agent_contract_for_the_kernel_tier() -> None:
+    # What `d4c agent run` (issue 5) must accept: docs/scenarios.md "The reference agent's
+    # kernel-tier contract". The agent writes <output dir>/.ready and <data stream>.ndjson there.
+    from conformance.adapters import reference
+
+    spec = reference.agent_adapter()
+    assert spec.agent is not None and spec.events is not None
+    assert spec.agent.start[1:] == ("agent", "run", "--policy", "{policy}", "--output-dir", "{events_dir}")
+    assert spec.agent.ready_path == "{events_dir}/.ready"
+    assert spec.agent.requires_bpf_lsm and spec.agent.stop_signal == "TERM"
+    assert spec.events.ndjson == "{events_dir}/{data_stream}.ndjson"
