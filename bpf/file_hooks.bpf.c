@@ -43,26 +43,35 @@ struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 4096);
 	__type(key, __u64);
-	__type(value, __u64);
+	__type(value, struct d4c_container_selectors);
 } container_selectors SEC(".maps");
 
+/* Which policy slot is live (0 or 1). Userspace fills the other slot, then flips this: a hook
+ * reads it once and then sees one whole policy, never a mix (agent.KernelBackend: atomic). */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} active_policy SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, D4C_POLICY_SLOTS);
 	__type(key, __u32);
 	__type(value, struct d4c_file_policy);
 } file_policy SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, D4C_MAX_PATTERNS);
+	__uint(max_entries, D4C_POLICY_SLOTS * D4C_MAX_PATTERNS); /* slot s: [s * MAX, (s+1) * MAX) */
 	__type(key, __u32);
 	__type(value, struct d4c_path_pattern);
 } path_patterns SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, D4C_MAX_RESPONSES);
+	__uint(max_entries, D4C_POLICY_SLOTS * D4C_MAX_RESPONSES);
 	__type(key, __u32);
 	__type(value, struct d4c_response);
 } responses SEC(".maps");
@@ -264,6 +273,7 @@ struct match_ctx {
 	__u32 i;        /* pattern index */
 	__u32 n;        /* number of patterns */
 	__u32 fresh;    /* 1: pattern i not started */
+	__u32 base;     /* first index of the live slot in path_patterns */
 	__s32 p, s, sp, ss, dp, ds;
 };
 
@@ -271,7 +281,7 @@ static long match_step(__u32 iter, struct match_ctx *c)
 {
 	if (c->i >= c->n || c->i >= D4C_MAX_PATTERNS)
 		return 1;
-	__u32 i = c->i;
+	__u32 i = c->base + c->i;
 	struct d4c_path_pattern *pat = bpf_map_lookup_elem(&path_patterns, &i);
 	struct scratch *sc = get_scratch();
 	if (!pat || !sc)
@@ -344,13 +354,15 @@ struct response_ctx {
 	__u64 shown;
 	__u32 actions;
 	__u32 n;
+	__u32 base;     /* first index of the live slot in responses */
 };
 
 static long response_step(__u32 i, struct response_ctx *c)
 {
 	if (i >= c->n)
 		return 1;
-	struct d4c_response *r = bpf_map_lookup_elem(&responses, &i);
+	__u32 key = c->base + i;
+	struct d4c_response *r = bpf_map_lookup_elem(&responses, &key);
 	if (!r)
 		return 1;
 	__u64 hit = r->match & (c->matched | c->unsure);
@@ -365,10 +377,13 @@ static long response_step(__u32 i, struct response_ctx *c)
  * D22 in the kernel: which selectors match the operation in ev (operation, mount, path), which
  * responses fire, with which actions. Sets ev->selectors and ev->actions; returns the actions.
  */
-static __noinline __u32 decide(struct d4c_file_event *ev, __u32 which, __u64 container_mask)
+static __noinline __u32 decide(struct d4c_file_event *ev, __u32 which, __u64 container_mask,
+			       __u32 slot)
 {
-	__u32 zero = 0;
-	struct d4c_file_policy *pol = bpf_map_lookup_elem(&file_policy, &zero);
+	slot &= 1;
+	if (slot)
+		ev->flags |= D4C_EVENT_POLICY_SLOT1;
+	struct d4c_file_policy *pol = bpf_map_lookup_elem(&file_policy, &slot);
 	if (!pol)
 		return 0;
 	__u32 op_idx = 0;
@@ -398,6 +413,7 @@ static __noinline __u32 decide(struct d4c_file_event *ev, __u32 which, __u64 con
 		} else {
 			struct match_ctx c = {
 				.need = need, .which = which, .n = pol->n_patterns, .fresh = 1,
+				.base = slot * D4C_MAX_PATTERNS,
 			};
 			bpf_loop(MATCH_MAX_STEPS, match_step, &c, 0);
 			if (c.i < c.n) {
@@ -409,7 +425,8 @@ static __noinline __u32 decide(struct d4c_file_event *ev, __u32 which, __u64 con
 		}
 	}
 
-	struct response_ctx rc = {.matched = matched, .unsure = unsure, .n = pol->n_responses};
+	struct response_ctx rc = {.matched = matched, .unsure = unsure, .n = pol->n_responses,
+				  .base = slot * D4C_MAX_RESPONSES};
 	bpf_loop(D4C_MAX_RESPONSES, response_step, &rc, 0);
 	__u64 shown = rc.shown;
 	__u32 actions = rc.actions;
@@ -419,11 +436,16 @@ static __noinline __u32 decide(struct d4c_file_event *ev, __u32 which, __u64 con
 }
 
 /* The common part of every hook: the container's selector mask, or 0 for a host task. */
-static __always_inline __u64 container_mask(void)
+static __always_inline __u64 container_mask(__u32 *slot)
 {
 	__u64 cgid = bpf_get_current_cgroup_id();
-	__u64 *mask = bpf_map_lookup_elem(&container_selectors, &cgid);
-	return mask ? *mask : 0;
+	struct d4c_container_selectors *c = bpf_map_lookup_elem(&container_selectors, &cgid);
+	if (!c)
+		return 0;
+	__u32 zero = 0;
+	__u32 *active = bpf_map_lookup_elem(&active_policy, &zero);
+	*slot = active ? *active & 1 : 0;
+	return c->selectors[*slot & 1];
 }
 
 static __always_inline struct d4c_file_event *begin(struct scratch *sc, __u32 which, __u32 op,
@@ -484,14 +506,14 @@ enum report_mode {
 };
 
 static __always_inline int single(struct vfsmount *mnt, struct dentry *dentry, __u64 mask,
-				  __u32 op, __u32 event_action, __u32 hook, enum report_mode how)
+				  __u32 op, __u32 event_action, __u32 hook, enum report_mode how, __u32 slot)
 {
 	struct scratch *sc = get_scratch();
 	if (!sc)
 		return 0;
 	struct d4c_file_event *ev = begin(sc, 0, op, event_action, hook);
 	resolve_path(ev, 0, mnt, dentry);
-	__u32 actions = decide(ev, 0, mask);
+	__u32 actions = decide(ev, 0, mask, slot);
 	if (!actions)
 		return 0;
 	__u32 block = how != NEVER_BLOCK && (actions & D4C_ACTION_BLOCK) != 0;
@@ -510,7 +532,8 @@ int BPF_PROG(d4c_file_open, struct file *file, int ret)
 {
 	if (ret)
 		return ret;
-	__u64 mask = container_mask();
+	__u32 slot = 0;
+	__u64 mask = container_mask(&slot);
 	if (!mask)
 		return 0;
 	__u32 fmode = BPF_CORE_READ(file, f_mode);
@@ -533,12 +556,12 @@ int BPF_PROG(d4c_file_open, struct file *file, int ret)
 				return 0;
 		}
 		return single(BPF_CORE_READ(file, f_path.mnt), dentry, mask, create_op(mode),
-			      D4C_EVENT_CREATION, D4C_HOOK_PATH_MKNOD, NEVER_BLOCK);
+			      D4C_EVENT_CREATION, D4C_HOOK_PATH_MKNOD, NEVER_BLOCK, slot);
 	}
 	if (!(fmode & FMODE_WRITE) && !(flags & O_TRUNC))
 		return 0;
 	int rc = single(BPF_CORE_READ(file, f_path.mnt), BPF_CORE_READ(file, f_path.dentry), mask,
-			modify_op(mode), D4C_EVENT_MODIFICATION, D4C_HOOK_FILE_OPEN, REPORT);
+			modify_op(mode), D4C_EVENT_MODIFICATION, D4C_HOOK_FILE_OPEN, REPORT, slot);
 	if (!rc && (flags & O_TRUNC)) {
 		__u64 key = bpf_get_current_pid_tgid();
 		__u64 val = (__u64)inode;
@@ -552,7 +575,8 @@ int BPF_PROG(d4c_path_truncate, const struct path *path, int ret)
 {
 	if (ret)
 		return ret;
-	__u64 mask = container_mask();
+	__u32 slot = 0;
+	__u64 mask = container_mask(&slot);
 	if (!mask)
 		return 0;
 	struct inode *inode = BPF_CORE_READ(path, dentry, d_inode);
@@ -568,7 +592,7 @@ int BPF_PROG(d4c_path_truncate, const struct path *path, int ret)
 	if ((mode & S_IFMT) != S_IFREG)
 		return 0;
 	return single(BPF_CORE_READ(path, mnt), BPF_CORE_READ(path, dentry), mask, modify_op(mode),
-		      D4C_EVENT_MODIFICATION, D4C_HOOK_PATH_TRUNCATE, REPORT);
+		      D4C_EVENT_MODIFICATION, D4C_HOOK_PATH_TRUNCATE, REPORT, slot);
 }
 
 SEC("lsm/path_mknod")
@@ -577,7 +601,8 @@ int BPF_PROG(d4c_path_mknod, const struct path *dir, struct dentry *dentry, umod
 {
 	if (ret)
 		return ret;
-	__u64 mask = container_mask();
+	__u32 slot = 0;
+	__u64 mask = container_mask(&slot);
 	if (!mask)
 		return 0;
 	if ((mode & S_IFMT) != S_IFREG && (mode & S_IFMT) != 0)
@@ -590,9 +615,9 @@ int BPF_PROG(d4c_path_mknod, const struct path *dir, struct dentry *dentry, umod
 	__u32 dflags = BPF_CORE_READ(dentry, d_flags);
 	if (dflags & DCACHE_PAR_LOOKUP)
 		return single(BPF_CORE_READ(dir, mnt), dentry, mask, create_op(mode),
-			      D4C_EVENT_CREATION, D4C_HOOK_PATH_MKNOD, ONLY_BLOCKS);
+			      D4C_EVENT_CREATION, D4C_HOOK_PATH_MKNOD, ONLY_BLOCKS, slot);
 	int rc = single(BPF_CORE_READ(dir, mnt), dentry, mask, create_op(mode), D4C_EVENT_CREATION,
-			D4C_HOOK_PATH_MKNOD, REPORT);
+			D4C_HOOK_PATH_MKNOD, REPORT, slot);
 	if (!rc) {
 		__u64 key = bpf_get_current_pid_tgid();
 		__u64 val = (__u64)dentry;
@@ -606,14 +631,15 @@ int BPF_PROG(d4c_path_unlink, const struct path *dir, struct dentry *dentry, int
 {
 	if (ret)
 		return ret;
-	__u64 mask = container_mask();
+	__u32 slot = 0;
+	__u64 mask = container_mask(&slot);
 	if (!mask)
 		return 0;
 	umode_t mode = BPF_CORE_READ(dentry, d_inode, i_mode);
 	if ((mode & S_IFMT) != S_IFREG && (mode & S_IFMT) != S_IFLNK)
 		return 0;
 	return single(BPF_CORE_READ(dir, mnt), dentry, mask, D4C_OP_DELETE_FILE, D4C_EVENT_DELETION,
-		      D4C_HOOK_PATH_UNLINK, REPORT);
+		      D4C_HOOK_PATH_UNLINK, REPORT, slot);
 }
 
 SEC("lsm/path_link")
@@ -622,14 +648,15 @@ int BPF_PROG(d4c_path_link, struct dentry *old_dentry, const struct path *new_di
 {
 	if (ret)
 		return ret;
-	__u64 mask = container_mask();
+	__u32 slot = 0;
+	__u64 mask = container_mask(&slot);
 	if (!mask)
 		return 0;
 	umode_t mode = BPF_CORE_READ(old_dentry, d_inode, i_mode);
 	if ((mode & S_IFMT) != S_IFREG)
 		return 0;
 	return single(BPF_CORE_READ(new_dir, mnt), new_dentry, mask, create_op(mode), D4C_EVENT_LINK,
-		      D4C_HOOK_PATH_LINK, REPORT);
+		      D4C_HOOK_PATH_LINK, REPORT, slot);
 }
 
 SEC("lsm/path_chmod")
@@ -637,7 +664,8 @@ int BPF_PROG(d4c_path_chmod, const struct path *path, umode_t mode, int ret)
 {
 	if (ret)
 		return ret;
-	__u64 mask = container_mask();
+	__u32 slot = 0;
+	__u64 mask = container_mask(&slot);
 	if (!mask)
 		return 0;
 	umode_t old = BPF_CORE_READ(path, dentry, d_inode, i_mode);
@@ -646,9 +674,9 @@ int BPF_PROG(d4c_path_chmod, const struct path *path, umode_t mode, int ret)
 	/* D17: adding an execute bit to a file that had none creates an executable. */
 	if (!(old & S_IXUGO) && (mode & S_IXUGO))
 		return single(BPF_CORE_READ(path, mnt), BPF_CORE_READ(path, dentry), mask,
-			      D4C_OP_CREATE_EXECUTABLE, D4C_EVENT_CREATION, D4C_HOOK_PATH_CHMOD, REPORT);
+			      D4C_OP_CREATE_EXECUTABLE, D4C_EVENT_CREATION, D4C_HOOK_PATH_CHMOD, REPORT, slot);
 	return single(BPF_CORE_READ(path, mnt), BPF_CORE_READ(path, dentry), mask, modify_op(old),
-		      D4C_EVENT_MODIFICATION, D4C_HOOK_PATH_CHMOD, REPORT);
+		      D4C_EVENT_MODIFICATION, D4C_HOOK_PATH_CHMOD, REPORT, slot);
 }
 
 /* D18: rename(a, b) is deleteFile on a and createX or modifyX on b; blocked if either is. */
@@ -658,7 +686,8 @@ int BPF_PROG(d4c_path_rename, const struct path *old_dir, struct dentry *old_den
 {
 	if (ret)
 		return ret;
-	__u64 mask = container_mask();
+	__u32 slot = 0;
+	__u64 mask = container_mask(&slot);
 	if (!mask)
 		return 0;
 	umode_t old_mode = BPF_CORE_READ(old_dentry, d_inode, i_mode);
@@ -672,7 +701,7 @@ int BPF_PROG(d4c_path_rename, const struct path *old_dir, struct dentry *old_den
 	struct d4c_file_event *del = begin(sc, 0, D4C_OP_DELETE_FILE, D4C_EVENT_RENAME,
 					   D4C_HOOK_PATH_RENAME);
 	resolve_path(del, 0, BPF_CORE_READ(old_dir, mnt), old_dentry);
-	__u32 del_actions = decide(del, 0, mask);
+	__u32 del_actions = decide(del, 0, mask, slot);
 
 	__u32 put_actions = 0;
 	struct d4c_file_event *put = 0;
@@ -687,7 +716,7 @@ int BPF_PROG(d4c_path_rename, const struct path *old_dir, struct dentry *old_den
 		}
 		put = begin(sc, 1, op, D4C_EVENT_RENAME, D4C_HOOK_PATH_RENAME);
 		resolve_path(put, 1, BPF_CORE_READ(new_dir, mnt), new_dentry);
-		put_actions = decide(put, 1, mask);
+		put_actions = decide(put, 1, mask, slot);
 	}
 	__u32 block = ((del_actions | put_actions) & D4C_ACTION_BLOCK) != 0;
 	if (del_actions)

@@ -27,6 +27,8 @@ enum d4c_limits {
 	/* Dentry/mount steps of one path walk: >= 64 components plus mount crossings. */
 	D4C_MAX_WALK = 96,
 	D4C_COMM_LEN = 16,
+	/* Two copies of the policy maps: one live, one being written (see active_policy). */
+	D4C_POLICY_SLOTS = 2,
 };
 
 /* Pattern tokens (D11): a `*` stays inside one component, `**` crosses `/`. Userspace turns
@@ -82,6 +84,8 @@ enum d4c_event_flags {
 	D4C_EVENT_PATH_INCOMPLETE = 1 << 0,
 	/* The pattern matcher ran out of iterations: decided fail-closed. */
 	D4C_EVENT_MATCH_INCOMPLETE = 1 << 1,
+	/* Decided with policy slot 1 (else slot 0): names the selector bits after a switch. */
+	D4C_EVENT_POLICY_SLOT1 = 1 << 2,
 };
 
 enum d4c_stat { /* indices of the `stats` array */
@@ -101,7 +105,13 @@ struct d4c_inode_key {
 	__u32 pad;
 };
 
-/* The file section of the policy, static part (`file_policy` array, one entry). */
+/* container_selectors value: per policy slot, the file selectors whose static (image,
+ * orchestrator) conditions the container meets; bit = selector index. */
+struct d4c_container_selectors {
+	__u64 selectors[D4C_POLICY_SLOTS];
+};
+
+/* The file section of the policy, static part (`file_policy` array, one entry per slot). */
 struct d4c_file_policy {
 	__u64 op_selectors[D4C_FILE_OP_COUNT]; /* per operation bit: selectors that apply (D5) */
 	__u64 path_selectors;        /* selectors with a targetFilePath condition */

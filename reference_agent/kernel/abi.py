@@ -21,6 +21,7 @@ D4C_PATH_MAX = 4096
 D4C_PATH_BUF = 4096 + 256
 D4C_MAX_WALK = 96
 D4C_COMM_LEN = 16
+D4C_POLICY_SLOTS = 2
 
 LIMITS = {
     "D4C_MAX_SELECTORS": D4C_MAX_SELECTORS,
@@ -31,6 +32,7 @@ LIMITS = {
     "D4C_PATH_BUF": D4C_PATH_BUF,
     "D4C_MAX_WALK": D4C_MAX_WALK,
     "D4C_COMM_LEN": D4C_COMM_LEN,
+    "D4C_POLICY_SLOTS": D4C_POLICY_SLOTS,
 }
 
 
@@ -113,6 +115,7 @@ EVENT_ACTION_NAMES = {1: "creation", 2: "modification", 3: "deletion", 4: "renam
 class EventFlag(enum.IntFlag):  # enum d4c_event_flags
     D4C_EVENT_PATH_INCOMPLETE = 1 << 0
     D4C_EVENT_MATCH_INCOMPLETE = 1 << 1
+    D4C_EVENT_POLICY_SLOT1 = 1 << 2
 
 
 class Stat(enum.IntEnum):  # enum d4c_stat
@@ -138,6 +141,10 @@ ENUMS: dict[str, type[enum.IntEnum] | type[enum.IntFlag]] = {
 
 class InodeKey(ctypes.Structure):
     _fields_ = [("ino", c_u64), ("dev", c_u32), ("pad", c_u32)]
+
+
+class ContainerSelectors(ctypes.Structure):
+    _fields_ = [("selectors", c_u64 * D4C_POLICY_SLOTS)]
 
 
 class FilePolicy(ctypes.Structure):
@@ -186,6 +193,7 @@ class FileEvent(ctypes.Structure):
 
 STRUCTS: dict[str, type[ctypes.Structure]] = {
     "d4c_inode_key": InodeKey,
+    "d4c_container_selectors": ContainerSelectors,
     "d4c_file_policy": FilePolicy,
     "d4c_path_pattern": PathPattern,
     "d4c_response": Response,

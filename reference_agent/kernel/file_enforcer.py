@@ -1,17 +1,23 @@
 """Loads bpf/build/file_hooks.bpf.o, fills its maps from a compiled policy, attaches the LSM
-programs, registers containers and turns ring-buffer records into FileActivity values."""
+programs, registers containers and turns ring-buffer records into FileActivity values.
+
+Policy changes are atomic for the hooks: the maps hold two policy slots; a new policy is
+written into the slot not in use, container masks get their value for it, and only then is
+`active_policy` flipped. A hook reads the slot once and sees one whole policy.
+"""
 
 from __future__ import annotations
 
 import struct
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from reference_agent.activity import FileActivity
 from reference_agent.kernel import abi
 from reference_agent.kernel.compiler import CompiledFilePolicy
 from reference_agent.kernel.libbpf import BpfObject, RingBuffer
-from reference_agent.kernel.records import decode_file_event
+from reference_agent.kernel.records import decode_file_event, record_slot
 from reference_agent.kernel.support import bpf_object_path
 from reference_agent.policy.operation import Container, Orchestrator
 
@@ -31,56 +37,89 @@ class FileEnforcer:
 
     def __init__(self, compiled: CompiledFilePolicy, object_path: str | None = None) -> None:
         self.compiled = compiled
+        self._slot = 0  # the live slot; active_policy starts zeroed
+        self._masks: dict[int, int] = {}  # cgroup id -> selector mask in the live slot
+        self._facts: dict[int, tuple[Container, Orchestrator | None]] = {}
+        self._activities: list[FileActivity] = []
+        self._names: list[tuple[str, ...]] = [compiled.names, ()]  # selector names per slot
         t0 = time.perf_counter()
         self.obj = BpfObject(object_path or bpf_object_path("file_hooks"))
         t1 = time.perf_counter()
         try:
             self.obj.load()
             t2 = time.perf_counter()
-            self._write_policy()
+            self._write_policy(self._slot, compiled)
             self.obj.attach_all()
             t3 = time.perf_counter()
-            self._activities: list[FileActivity] = []
             self.ring = RingBuffer(self.obj.map("file_events"), self._on_record)
         except BaseException:
             self.obj.close()
             raise
         self.times = StartTimes(open_s=t1 - t0, load_s=t2 - t1, attach_s=t3 - t2)
 
-    def set_policy(self, compiled: CompiledFilePolicy) -> None:
-        """Replace the policy of the loaded programs, without reloading them. Registered
-        containers must be added again (their masks depend on the selectors). The maps are
-        written one entry at a time: a hook running meanwhile may see a mix of both policies."""
-        for key in self.obj.map("container_selectors").keys():
-            self.obj.map("container_selectors").delete(key)
-        self.compiled = compiled
-        self._write_policy()
+    # -- policy ------------------------------------------------------------------------------
 
-    def _write_policy(self) -> None:
-        c = self.compiled
-        self.obj.map("file_policy").update(_U32.pack(0), bytes(c.policy))
+    def _write_policy(self, slot: int, c: CompiledFilePolicy) -> None:
+        self.obj.map("file_policy").update(_U32.pack(slot), bytes(c.policy))
         patterns = self.obj.map("path_patterns")
         for i, pattern in enumerate(c.patterns):
-            patterns.update(_U32.pack(i), bytes(pattern))
+            patterns.update(_U32.pack(slot * abi.D4C_MAX_PATTERNS + i), bytes(pattern))
         responses = self.obj.map("responses")
         for i, response in enumerate(c.responses):
-            responses.update(_U32.pack(i), bytes(response))
+            responses.update(_U32.pack(slot * abi.D4C_MAX_RESPONSES + i), bytes(response))
+
+    def set_policy(self, compiled: CompiledFilePolicy, masks: Mapping[int, int] | None = None) -> None:
+        """Switch to another policy without reloading the programs, atomically for the hooks.
+        `masks` (cgroup id -> selector bits of `compiled`) defaults to recomputing the masks of
+        the containers registered with add_container()."""
+        if masks is None:
+            masks = {cgid: compiled.container_mask(*facts) for cgid, facts in self._facts.items()}
+        new = 1 - self._slot
+        self.ring.consume()  # records of the slot about to be overwritten, named while we can
+        self._write_policy(new, compiled)
+        self._names[new] = compiled.names
+        table = self.obj.map("container_selectors")
+        for cgid in set(self._masks) | set(masks):
+            value = abi.ContainerSelectors()
+            value.selectors[self._slot] = self._masks.get(cgid, 0)
+            value.selectors[new] = masks.get(cgid, 0)
+            table.update(_U64.pack(cgid), bytes(value))
+        self.obj.map("active_policy").update(_U32.pack(0), _U32.pack(new))
+        for cgid in set(self._masks) - {c for c, m in masks.items() if m}:
+            table.delete(_U64.pack(cgid))
+        self._slot = new
+        self.compiled = compiled
+        self._masks = {cgid: m for cgid, m in masks.items() if m}
+
+    # -- containers --------------------------------------------------------------------------
+
+    def set_container_mask(self, cgroup_id: int, mask: int) -> None:
+        """Selector bits (of the live policy) for a container's cgroup; 0 removes it."""
+        if mask:
+            value = abi.ContainerSelectors()
+            value.selectors[self._slot] = mask
+            self.obj.map("container_selectors").update(_U64.pack(cgroup_id), bytes(value))
+            self._masks[cgroup_id] = mask
+        else:
+            self.obj.map("container_selectors").delete(_U64.pack(cgroup_id))
+            self._masks.pop(cgroup_id, None)
 
     def add_container(self, cgroup_id: int, container: Container, orchestrator: Orchestrator | None = None) -> int:
         """Register a container's cgroup; returns its selector mask (0: no selector can match,
         and then nothing is stored: the kernel treats it like a host process)."""
+        self._facts[cgroup_id] = (container, orchestrator)
         mask = self.compiled.container_mask(container, orchestrator)
-        if mask:
-            self.obj.map("container_selectors").update(_U64.pack(cgroup_id), _U64.pack(mask))
-        else:
-            self.remove_container(cgroup_id)
+        self.set_container_mask(cgroup_id, mask)
         return mask
 
     def remove_container(self, cgroup_id: int) -> None:
-        self.obj.map("container_selectors").delete(_U64.pack(cgroup_id))
+        self._facts.pop(cgroup_id, None)
+        self.set_container_mask(cgroup_id, 0)
+
+    # -- events ------------------------------------------------------------------------------
 
     def _on_record(self, raw: bytes) -> None:
-        self._activities.append(decode_file_event(raw, self.compiled.names))
+        self._activities.append(decode_file_event(raw, self._names[record_slot(raw)]))
 
     def poll(self, timeout_ms: int = 0) -> list[FileActivity]:
         """Deliver what the ring buffer holds (waiting up to timeout_ms for the first record)."""
@@ -115,4 +154,3 @@ class FileEnforcer:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-

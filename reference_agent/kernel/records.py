@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import struct
 
 from reference_agent.activity import FileActivity, TaskInfo
 from reference_agent.kernel import abi
@@ -28,8 +29,16 @@ def container_view_executable(pid: int) -> str:
     return exe
 
 
+def record_slot(raw: bytes) -> int:
+    """The policy slot (0 or 1) a record was decided with."""
+    flags = abi.FileEvent.flags
+    (value,) = struct.unpack_from("<I", raw, flags.offset)
+    return 1 if value & abi.EventFlag.D4C_EVENT_POLICY_SLOT1 else 0
+
+
 def decode_file_event(raw: bytes, selector_names: tuple[str, ...]) -> FileActivity:
-    """Decode one `struct d4c_file_event`; selector bits are named by the compiled policy."""
+    """Decode one `struct d4c_file_event`; selector bits are named by the compiled policy of
+    the slot it was decided with (record_slot)."""
     if len(raw) < ctypes.sizeof(abi.FileEvent):
         raise RecordError(f"file event record of {len(raw)} bytes, expected {ctypes.sizeof(abi.FileEvent)}")
     ev = abi.FileEvent.from_buffer_copy(raw[: ctypes.sizeof(abi.FileEvent)])

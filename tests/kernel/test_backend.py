@@ -1,0 +1,55 @@
+"""BpfBackend (the agent's KernelBackend): policies swap atomically and keep their names; a
+policy the kernel cannot represent is refused and the loaded one keeps enforcing."""
+
+from __future__ import annotations
+
+import errno
+import os
+
+import pytest
+
+from reference_agent.kernel.backend import BpfBackend
+from reference_agent.kernel.compiler import CompileError
+from reference_agent.kernel.support import cgroup_id
+
+from .policies import file_policy
+from .test_file_enforcement import _in_sandbox, sandbox  # noqa: F401 - the fixture
+
+BLOCK_ETC = file_policy([{"name": "etc", "targetFilePath": ("/etc/**",)}],
+                        [{"match": ["etc"], "actions": ["block", "alert"]}])
+LOG_ETC = file_policy([{"name": "first", "targetFilePath": ("/usr/**",)},
+                       {"name": "etc-log", "targetFilePath": ("/etc/*",)}],
+                      [{"match": ["etc-log"], "actions": ["log"]}])
+UNREPRESENTABLE = file_policy([{"name": "deep", "targetFilePath": ("/a/**/b/**/c/**/d/**/e",)}],
+                              [{"match": ["deep"], "actions": ["log"]}])
+
+
+def _write(path: str):
+    return lambda: os.close(os.open(path, os.O_WRONLY))
+
+
+def test_policy_switch_refusal_and_names(bpf_lsm, sandbox):  # noqa: F811
+    cgroup, root = sandbox
+    cgid = cgroup_id(cgroup)
+    backend = BpfBackend()
+    try:
+        backend.apply_policy(BLOCK_ETC, {cgid: frozenset({"etc"})})
+        assert _in_sandbox(cgroup, root, _write("/etc/passwd"))[1] == errno.EPERM
+        [a] = backend.poll(0.1)
+        assert (a.selectors, a.blocked) == (("etc",), True)
+
+        backend.apply_policy(LOG_ETC, {cgid: frozenset({"first", "etc-log"})})
+        assert _in_sandbox(cgroup, root, _write("/etc/passwd"))[1] == 0
+        [a] = backend.poll(0.1)
+        assert (a.selectors, a.actions, a.blocked) == (("etc-log",), frozenset({"log"}), False)
+
+        with pytest.raises(CompileError):
+            backend.apply_policy(UNREPRESENTABLE, {cgid: frozenset({"deep"})})
+        assert _in_sandbox(cgroup, root, _write("/etc/passwd"))[1] == 0
+        assert [a.selectors for a in backend.poll(0.1)] == [("etc-log",)], "the loaded policy stays"
+
+        backend.apply_policy(BLOCK_ETC, {})  # the container went away: nothing applies (D15)
+        assert _in_sandbox(cgroup, root, _write("/etc/passwd"))[1] == 0
+        assert backend.poll(0.05) == []
+    finally:
+        backend.close()
