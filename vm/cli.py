@@ -88,6 +88,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if running:
         return agent.run(running.port, argv, env, guest_cwd(checkout, Path.cwd()), wait_docker=not args.no_docker,
                          console_log=running.console_log)
+    _remove_stale_run_dirs()
     state_dir = cache_root() / "machines" / f"run-{os.getpid()}"
     vm = machine.boot(image, checkout, state_dir)
     try:
@@ -100,6 +101,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         if log.exists():
             log.replace(cache_root() / "machines" / "last-run.console.log")
         shutil.rmtree(state_dir, ignore_errors=True)
+
+
+def _remove_stale_run_dirs() -> None:
+    """Throw-away VM dirs of `d4c vm run`s that were killed before cleaning up."""
+    for stale in (cache_root() / "machines").glob("run-*"):
+        pid = stale.name.removeprefix("run-")
+        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+            shutil.rmtree(stale, ignore_errors=True)
 
 
 def cmd_up(args: argparse.Namespace) -> int:
