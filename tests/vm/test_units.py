@@ -238,3 +238,21 @@ def test_provision_script_parses_and_rejects_a_bad_mode():
     result = subprocess.run(["bash", str(script)], env={**os.environ, "D4C_PROVISION_MODE": "bogus"},
                             capture_output=True, text=True)
     assert result.returncode == 2 and "D4C_PROVISION_MODE" in result.stderr
+
+
+# --- a failed boot ---------------------------------------------------------------------------
+
+def test_failed_boot_is_one_error_with_the_logs(monkeypatch, tmp_path):
+    """A kernel qemu cannot boot: a VmError naming the console log, with its tail attached."""
+    monkeypatch.setenv("D4C_VM_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("D4C_VM_ACCEL", "tcg")
+    image_dir = tmp_path / "image"
+    image_dir.mkdir()
+    (image_dir / "vmlinux").write_bytes(b"not a kernel")
+    (image_dir / "initrd.cpio").write_bytes(b"")
+    subprocess.run(["qemu-img", "create", "-q", "-f", "raw", str(image_dir / "rootfs.img"), "1M"], check=True)
+    state = tmp_path / "machine"
+    with pytest.raises(VmError) as error:
+        machine.boot(Image("k", image_dir, "6.1"), CHECKOUT, state)
+    assert "boot failed: qemu exited" in str(error.value) and str(state / "console.log") in str(error.value)
+    assert error.value.detail  # the console tail (or a note that it is empty) is shown
