@@ -107,6 +107,15 @@ struct {
 	__type(value, __u64);
 } mknod_reported SEC(".maps");
 
+/* A creation denied at path_mknod while the name was being looked up (pid_tgid -> record):
+ * reported by d4c_open_exit if the open failed, dropped if it succeeded (the file existed). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, __u64);
+	__type(value, struct d4c_file_event);
+} deferred_denial SEC(".maps");
+
 /* Per-CPU scratch: two records (rename decides both sides before reporting either) and the
  * component names of the walk in progress. Too large for the 512-byte BPF stack. */
 struct scratch {
@@ -501,7 +510,9 @@ static __always_inline __u32 create_op(umode_t mode)
 /* One operation on one path: decide, report, and the hook's return value. */
 enum report_mode {
 	REPORT = 0,      /* report what fires, block what blocks */
-	ONLY_BLOCKS = 1, /* act only when the decision is to block */
+	/* Act only when the decision is to block, and report the denial only if the open then
+	 * fails (d4c_open_exit): if the file existed, nothing was denied. */
+	BLOCK_DEFER_REPORT = 1,
 	NEVER_BLOCK = 2, /* report what fires, never block (decided earlier) */
 };
 
@@ -517,8 +528,16 @@ static __always_inline int single(struct vfsmount *mnt, struct dentry *dentry, _
 	if (!actions)
 		return 0;
 	__u32 block = how != NEVER_BLOCK && (actions & D4C_ACTION_BLOCK) != 0;
-	if (how == ONLY_BLOCKS && !block)
-		return 0;
+	if (how == BLOCK_DEFER_REPORT) {
+		if (!block)
+			return 0;
+		ev->blocked = 1;
+		fill_task(ev);
+		__u64 key = bpf_get_current_pid_tgid();
+		bpf_map_update_elem(&deferred_denial, &key, ev, BPF_ANY);
+		stat_add(D4C_STAT_BLOCKS);
+		return -EPERM;
+	}
 	emit(ev, block);
 	if (block) {
 		stat_add(D4C_STAT_BLOCKS);
@@ -613,9 +632,11 @@ int BPF_PROG(d4c_path_mknod, const struct path *dir, struct dentry *dentry, umod
 	 * file_open once it happened (FMODE_CREATED), so that an existing file is not reported as
 	 * created unless the creation would have been blocked. */
 	__u32 dflags = BPF_CORE_READ(dentry, d_flags);
-	if (dflags & DCACHE_PAR_LOOKUP)
+	if (dflags & DCACHE_PAR_LOOKUP) {
+		stat_add(D4C_STAT_CREATE_IN_LOOKUP);
 		return single(BPF_CORE_READ(dir, mnt), dentry, mask, create_op(mode),
-			      D4C_EVENT_CREATION, D4C_HOOK_PATH_MKNOD, ONLY_BLOCKS, slot);
+			      D4C_EVENT_CREATION, D4C_HOOK_PATH_MKNOD, BLOCK_DEFER_REPORT, slot);
+	}
 	int rc = single(BPF_CORE_READ(dir, mnt), dentry, mask, create_op(mode), D4C_EVENT_CREATION,
 			D4C_HOOK_PATH_MKNOD, REPORT, slot);
 	if (!rc) {
@@ -727,5 +748,27 @@ int BPF_PROG(d4c_path_rename, const struct path *old_dir, struct dentry *old_den
 		stat_add(D4C_STAT_BLOCKS);
 		return -EPERM;
 	}
+	return 0;
+}
+
+/* Every open (open/openat/openat2/creat and io_uring) returns through do_filp_open: report a
+ * creation denied during its lookup only now that we know it was one (see path_mknod). */
+SEC("fexit/do_filp_open")
+int BPF_PROG(d4c_open_exit, int dfd, struct filename *pathname, const struct open_flags *op,
+	     struct file *ret)
+{
+	__u64 key = bpf_get_current_pid_tgid();
+	struct d4c_file_event *ev = bpf_map_lookup_elem(&deferred_denial, &key);
+	if (!ev)
+		return 0;
+	if ((unsigned long)ret >= (unsigned long)-4095L) { /* IS_ERR: nothing was opened */
+		if (bpf_ringbuf_output(&file_events, ev, sizeof(*ev), 0))
+			stat_add(D4C_STAT_RINGBUF_FULL);
+		else
+			stat_add(D4C_STAT_EVENTS);
+	} else {
+		stat_add(D4C_STAT_DENIAL_WITHDRAWN);
+	}
+	bpf_map_delete_elem(&deferred_denial, &key);
 	return 0;
 }

@@ -94,6 +94,8 @@ enum d4c_stat { /* indices of the `stats` array */
 	D4C_STAT_PATH_INCOMPLETE = 2,
 	D4C_STAT_MATCH_INCOMPLETE = 3,
 	D4C_STAT_RINGBUF_FULL = 4,
+	D4C_STAT_CREATE_IN_LOOKUP = 5,  /* O_CREAT creations decided before the name's lookup */
+	D4C_STAT_DENIAL_WITHDRAWN = 6,  /* ... whose denial was not reported: the file existed */
 	D4C_STAT_COUNT = 8,
 };
 

@@ -240,3 +240,45 @@ def test_overlong_path_fails_closed(bpf_lsm, sandbox):
     # Detached: the same creation now succeeds.
     _, err = _in_sandbox(cgroup, root, create_deep)
     assert err == 0
+
+
+def test_o_creat_of_existing_uncached_file_is_not_a_denied_creation(bpf_lsm, sandbox):
+    """An O_CREAT open whose name is not in the dentry cache reaches path_mknod before the
+    lookup: the creation is blocked there, but a denial is reported only if the open then
+    fails. Needs a file system that does not keep dentries cached: the checkout's 9p mount in
+    the VM (tmpfs pins them all); skipped where the uncached case does not occur."""
+    import shutil
+    import tempfile
+
+    from reference_agent.kernel.support import bpf_build_dir
+
+    from .policies import file_policy
+
+    cgroup, root = sandbox
+    uncached = Path(tempfile.mkdtemp(prefix="uncached-", dir=bpf_build_dir()))
+    (uncached / "existing").write_text("x\n")
+    (root / "p").mkdir()
+    policy = file_policy(
+        [{"name": "p-create", "operations": ["createFile"], "targetFilePath": ("/p/**",)},
+         {"name": "p-modify", "operations": ["modifyFile"], "targetFilePath": ("/p/**",)}],
+        [{"match": ["p-create"], "actions": ["block", "alert"]}, {"match": ["p-modify"], "actions": ["log"]}],
+    )
+    subprocess.run(["mount", "--bind", str(uncached), str(root / "p")], check=True)
+    try:
+        with FileEnforcer(compile_file_section(policy)) as enforcer:
+            enforcer.add_container(cgroup_id(cgroup), _container("nginx"))
+            open_creat = lambda path: lambda: os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o644))  # noqa: E731
+            _, err_existing = _in_sandbox(cgroup, root, open_creat("/p/existing"))
+            existing = [(a.operation, a.path, a.mount, a.blocked) for a in enforcer.drain()]
+            _, err_new = _in_sandbox(cgroup, root, open_creat("/p/new"))
+            new = [(a.operation, a.path, a.mount, a.blocked) for a in enforcer.drain()]
+            stats = enforcer.stats()
+        if stats["create_in_lookup"] < 2:
+            pytest.skip(f"{uncached} keeps dentries cached here: the uncached case does not occur")
+        assert (err_existing, existing) == (0, [("modifyFile", "/p/existing", "volume", False)])
+        assert stats["denial_withdrawn"] == 1
+        assert (err_new, new) == (errno.EPERM, [("createFile", "/p/new", "volume", True)])
+        assert not (uncached / "new").exists()
+    finally:
+        subprocess.run(["umount", str(root / "p")], check=False)
+        shutil.rmtree(uncached)
