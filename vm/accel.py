@@ -40,7 +40,7 @@ def kvm_device_usable(device: str = "/dev/kvm") -> tuple[bool, str]:
 
 def host_id() -> str:
     """What the verdict depends on: host kernel and qemu build."""
-    qemu = subprocess.run(["qemu-system-x86_64", "--version"], capture_output=True, text=True).stdout.split("\n")[0]
+    qemu = subprocess.run(["qemu-system-x86_64", "--version"], capture_output=True, check=False, text=True).stdout.split("\n")[0]
     return f"{platform.release()} | {qemu}"
 
 

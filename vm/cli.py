@@ -182,7 +182,7 @@ def _guarded(func):
             print(f"d4c vm: {error.filename or ''}{': ' if error.filename else ''}{error.strerror or error}",
                   file=sys.stderr)
             return 1
-        except Exception as error:  # a bug: still one line, never a traceback
+        except Exception as error:  # noqa: BLE001 - a bug: still one line, never a traceback
             print(f"d4c vm: unexpected {type(error).__name__}: {error}", file=sys.stderr)
             return 1
     return wrapper

@@ -48,7 +48,7 @@ def run_logged(argv: list[str], log: Path, what: str, **kwargs) -> None:
         out.write(f"\n$ {' '.join(argv)}\n".encode())
         out.flush()
         kwargs.setdefault("stdin", subprocess.DEVNULL)
-        result = subprocess.run(argv, stdout=out, stderr=subprocess.STDOUT, **kwargs)
+        result = subprocess.run(argv, stdout=out, stderr=subprocess.STDOUT, check=False, **kwargs)
     if result.returncode != 0:
         tail = "\n".join(log.read_text(errors="replace").splitlines()[-25:])
         raise VmError(f"{what} failed (exit {result.returncode}); full log: {log}", detail=tail)
@@ -62,7 +62,7 @@ def chroot_mounts(root: Path) -> Iterator[None]:
     try:
         for fstype, point in (("proc", "proc"), ("sysfs", "sys")):
             (root / point).mkdir(exist_ok=True)
-            result = subprocess.run(["mount", "-t", fstype, fstype, str(root / point)], capture_output=True, text=True)
+            result = subprocess.run(["mount", "-t", fstype, fstype, str(root / point)], capture_output=True, check=False, text=True)
             if result.returncode != 0:
                 raise VmError(f"mount -t {fstype} on {root / point} failed: {result.stderr.strip()}")
             mounted.append(root / point)
@@ -127,7 +127,7 @@ def import_into_data_root(images: dict[ContainerImage, Path], data_root: Path, l
     try:
         docker = ["docker", "-H", f"unix://{sock}"]
         deadline = time.monotonic() + 60
-        while subprocess.run([*docker, "version"], capture_output=True).returncode != 0:
+        while subprocess.run([*docker, "version"], capture_output=True, check=False).returncode != 0:
             if daemon.poll() is not None or time.monotonic() > deadline:
                 raise VmError(f"private dockerd did not start; log: {log}",
                               detail="\n".join(log.read_text(errors="replace").splitlines()[-15:]))

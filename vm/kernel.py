@@ -97,7 +97,7 @@ def _cpio_entry(name: str, mode: int, data: bytes = b"", rdev: tuple[int, int] =
     encoded = name.encode() + b"\0"
     fields = (ino, mode, 0, 0, 1, 0, len(data), 0, 0, rdev[0], rdev[1], len(encoded), 0)
     header = b"070701" + b"".join(b"%08X" % f for f in fields)
-    pad = lambda n: b"\0" * (-n % 4)  # noqa: E731 - newc pads header+name and data to 4
+    pad = lambda n: b"\0" * (-n % 4)  # newc pads header+name and data to 4 bytes
     return header + encoded + pad(len(header) + len(encoded)) + data + pad(len(data))
 
 
@@ -124,7 +124,8 @@ def build_initramfs(rootfs: Path, kernel_version: str, busybox: Path = Path("/bi
         _cpio_entry("modules", stat.S_IFREG | 0o644, "\n".join(Path(p).name for p in order).encode() + b"\n"),
     ]
     for path in order:
-        entries.append(_cpio_entry(f"lib/modules/{Path(path).name}", stat.S_IFREG | 0o644, (moddir / path).read_bytes()))
+        data = (moddir / path).read_bytes()
+        entries.append(_cpio_entry(f"lib/modules/{Path(path).name}", stat.S_IFREG | 0o644, data))
     return b"".join(entries) + _cpio_entry("TRAILER!!!", 0)
 
 

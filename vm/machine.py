@@ -132,7 +132,7 @@ def _start(image: Image, checkout: Path, state_dir: Path, accel: str, timeout: f
     overlay = state_dir / "overlay.qcow2"
     overlay.unlink(missing_ok=True)
     result = subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b", str(image.rootfs),
-                             str(overlay)], capture_output=True, text=True)
+                             str(overlay)], capture_output=True, check=False, text=True)
     if result.returncode != 0:
         raise VmError(f"qemu-img create failed: {result.stderr.strip()}")
     console = state_dir / "console.log"

@@ -24,7 +24,7 @@ pytestmark = [
 
 
 def d4c(*args: str, env: dict[str, str] | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
-    return subprocess.run([*D4C, *args], cwd=CHECKOUT, capture_output=True, text=True, timeout=timeout,
+    return subprocess.run([*D4C, *args], cwd=CHECKOUT, capture_output=True, check=False, text=True, timeout=timeout,
                           env={**os.environ, **(env or {})})
 
 

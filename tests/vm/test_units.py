@@ -236,7 +236,7 @@ def test_provision_script_parses_and_rejects_a_bad_mode():
     script = CHECKOUT / "vm/provision.sh"
     subprocess.run(["bash", "-n", str(script)], check=True)
     result = subprocess.run(["bash", str(script)], env={**os.environ, "D4C_PROVISION_MODE": "bogus"},
-                            capture_output=True, text=True)
+                            capture_output=True, check=False, text=True)
     assert result.returncode == 2 and "D4C_PROVISION_MODE" in result.stderr
 
 
