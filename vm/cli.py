@@ -90,7 +90,12 @@ def cmd_run(args: argparse.Namespace) -> int:
                          console_log=running.console_log)
     _remove_stale_run_dirs()
     state_dir = cache_root() / "machines" / f"run-{os.getpid()}"
-    vm = machine.boot(image, checkout, state_dir)
+    try:
+        vm = machine.boot(image, checkout, state_dir)
+    except VmError:
+        if (state_dir / "console.log").exists():  # `d4c vm console --log` shows it afterwards
+            shutil.copyfile(state_dir / "console.log", cache_root() / "machines" / "last-run.console.log")
+        raise
     try:
         return agent.run(vm.port, argv, env, guest_cwd(checkout, Path.cwd()), wait_docker=not args.no_docker,
                          console_log=vm.console_log)
