@@ -475,14 +475,14 @@ static __always_inline void fill_task(struct d4c_file_event *ev)
 {
 	struct task_struct *task = bpf_get_current_task_btf();
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	ev->timestamp_ns = bpf_ktime_get_ns();
+	ev->timestamp_ns = bpf_ktime_get_boot_ns(); /* CLOCK_BOOTTIME, as ecs.BootClock expects */
 	ev->cgroup_id = bpf_get_current_cgroup_id();
 	ev->pid = pid_tgid >> 32;
 	ev->tid = (__u32)pid_tgid;
 	ev->ppid = BPF_CORE_READ(task, real_parent, tgid);
 	ev->uid = BPF_CORE_READ(task, cred, euid.val);
 	ev->gid = BPF_CORE_READ(task, cred, egid.val);
-	ev->start_time_ns = BPF_CORE_READ(task, group_leader, start_time);
+	ev->start_time_ns = BPF_CORE_READ(task, group_leader, start_boottime); /* /proc stat field 22 */
 	ev->tty = BPF_CORE_READ(task, signal, tty) != NULL;
 	bpf_get_current_comm(ev->comm, sizeof(ev->comm));
 }

@@ -141,9 +141,9 @@ struct d4c_response {
 
 /* Ring-buffer record of one file operation that fired at least one response (D22). */
 struct d4c_file_event {
-	__u64 timestamp_ns;   /* bpf_ktime_get_ns */
+	__u64 timestamp_ns;   /* bpf_ktime_get_boot_ns: CLOCK_BOOTTIME */
 	__u64 cgroup_id;
-	__u64 start_time_ns;  /* thread-group leader's start, ns since boot */
+	__u64 start_time_ns;  /* thread-group leader's start_boottime (/proc/<pid>/stat field 22) */
 	__u64 selectors;      /* match selectors of fired responses, bit = selector index */
 	__u32 pid;            /* tgid */
 	__u32 tid;

@@ -8,6 +8,7 @@ from __future__ import annotations
 import errno
 import os
 import subprocess
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -99,9 +100,18 @@ CASES = (
 )
 
 
-def _in_sandbox(cgroup: Path, root: Path, action: Callable[[], None]) -> tuple[int, int]:
+def _has_controlling_terminal() -> bool:
+    try:
+        os.close(os.open("/dev/tty", os.O_RDONLY))
+    except OSError:
+        return False
+    return True
+
+
+def _in_sandbox(cgroup: Path, root: Path, action: Callable[[], None], facts: dict | None = None) -> tuple[int, int]:
     """Run `action` in a forked child placed in `cgroup` and chrooted to `root`; returns
-    (child pid, errno of the action or 0)."""
+    (child pid, errno of the action or 0). `facts` gets the child's /proc/<pid>/stat fields
+    (read while it is a zombie, before it is reaped)."""
     r, w = os.pipe()
     pid = os.fork()
     if pid == 0:  # child: never returns into pytest
@@ -123,6 +133,10 @@ def _in_sandbox(cgroup: Path, root: Path, action: Callable[[], None]) -> tuple[i
     os.close(w)
     out = os.read(r, 32)
     os.close(r)
+    if facts is not None:
+        os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)  # exited, not reaped: /proc still has it
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        facts["stat"] = stat[stat.rindex(")") + 2:].split()  # fields 3.. (after "pid (comm)")
     os.waitpid(pid, 0)
     return pid, int(out or b"-999")
 
@@ -186,8 +200,13 @@ def test_kernel_agrees_with_reference_evaluator(bpf_lsm, sandbox, record_propert
         assert enforcer.add_container(cgid, container) != 0
 
         mismatches = []
+        comm = Path("/proc/self/comm").read_text().strip()
+        tty = _has_controlling_terminal()
         for case in CASES:
-            pid, err = _in_sandbox(cgroup, root, case.action)
+            before = time.clock_gettime_ns(time.CLOCK_BOOTTIME)
+            facts: dict = {}
+            pid, err = _in_sandbox(cgroup, root, case.action, facts)
+            after = time.clock_gettime_ns(time.CLOCK_BOOTTIME)
             activities = enforcer.drain()
             got = [
                 (a.operation, a.path, a.mount, a.event_action, a.trace_point, a.selectors, a.actions, a.blocked)
@@ -197,8 +216,14 @@ def test_kernel_agrees_with_reference_evaluator(bpf_lsm, sandbox, record_propert
             if (err, got) != (want_errno, want):
                 mismatches.append(f"{case.name}: kernel errno={err} events={got}\n"
                                   f"    reference errno={want_errno} events={want}")
+            start_ticks = int(facts["stat"][19])  # field 22: starttime, clock ticks since boot
             for a in activities:
-                assert (a.task.pid, a.task.cgroup_id) == (pid, cgid)
+                t = a.task
+                assert (t.pid, t.tid, t.ppid, t.cgroup_id) == (pid, pid, os.getpid(), cgid)
+                assert (t.uid, t.gid, t.comm, t.tty) == (os.geteuid(), os.getegid(), comm, tty)
+                assert before <= a.timestamp_ns <= after, "timestamps are CLOCK_BOOTTIME"
+                assert t.start_time_ns // (10**9 // os.sysconf("SC_CLK_TCK")) == start_ticks, \
+                    "start_time_ns is /proc's starttime (start_boottime)"
         assert not mismatches, "\n".join(mismatches)
 
         # D15: the same write from a host process is not the container's business.
