@@ -66,32 +66,40 @@ def run(port: int, argv: list[str], env: dict[str, str], cwd: str,
         sock = _connect(port, 10.0)
     except OSError as error:
         raise VmError(f"cannot reach the VM's agent on port {port}: {error.strerror or error}") from None
+    silence_check = float(os.environ.get("D4C_VM_SILENCE_CHECK", SILENCE_CHECK))
     with sock:
+        sock.settimeout(None)
         sock.sendall(json.dumps({"op": "run", "argv": argv, "env": env, "cwd": cwd,
                                  "wait_docker": wait_docker}).encode() + b"\n")
-        # A quiet command is fine; a guest that stopped answering pings is not (a hung
-        # kernel would otherwise hang `d4c vm run`, and CI, forever).
-        sock.settimeout(SILENCE_CHECK)
-        reader = sock.makefile("rb")
+        buffer = b""
         while True:
-            try:
-                line = reader.readline()
-            except TimeoutError:
+            # A quiet command is fine; a guest that stopped answering pings is not (a hung
+            # kernel would otherwise hang `d4c vm run`, and CI, forever). select + recv rather
+            # than a socket file with a timeout: that file is unusable after one timeout.
+            readable, _, _ = select.select([sock], [], [], silence_check)
+            if not readable:
                 if ping(port, timeout=PING_TIMEOUT) is None:
                     raise VmError(f"the VM stopped answering (no reply to a ping in {PING_TIMEOUT:.0f}s)",
-                                  detail=console_tail(console_log) if console_log else "", exit_code=LOST) from None
+                                  detail=console_tail(console_log) if console_log else "", exit_code=LOST)
                 continue
-            if not line:
+            try:
+                chunk = sock.recv(65536)
+            except OSError:  # reset: the guest or qemu went away
+                chunk = b""
+            if not chunk:
                 break
-            frame = json.loads(line)
-            if "o" in frame:
-                stdout.write(base64.b64decode(frame["o"]))
-                stdout.flush()
-            elif "e" in frame:
-                stderr.write(base64.b64decode(frame["e"]))
-                stderr.flush()
-            elif "exit" in frame:
-                return int(frame["exit"])
+            buffer += chunk
+            while b"\n" in buffer:
+                line, buffer = buffer.split(b"\n", 1)
+                frame = json.loads(line)
+                if "o" in frame:
+                    stdout.write(base64.b64decode(frame["o"]))
+                    stdout.flush()
+                elif "e" in frame:
+                    stderr.write(base64.b64decode(frame["e"]))
+                    stderr.flush()
+                elif "exit" in frame:
+                    return int(frame["exit"])
     raise VmError("the VM closed the connection before the command finished",
                   detail=console_tail(console_log) if console_log else "", exit_code=LOST)
 

@@ -66,6 +66,14 @@ def test_exit_codes_propagate(vm_up, code):
     assert d4c("vm", "run", "--", "sh", "-c", f"exit {code}", env=vm_up).returncode == code
 
 
+def test_a_quiet_command_outlives_the_liveness_checks(vm_up):
+    """Silence longer than the liveness interval: the host pings the guest and keeps waiting."""
+    result = d4c("vm", "run", "--", "sh", "-c", "sleep 4; echo after-silence; exit 6",
+                 env={**vm_up, "D4C_VM_SILENCE_CHECK": "1"})
+    assert result.returncode == 6, result.stderr
+    assert result.stdout == "after-silence\n"
+
+
 def test_signal_death_is_128_plus_signal(vm_up):
     assert d4c("vm", "run", "--", "sh", "-c", "kill -TERM $$", env=vm_up).returncode == 128 + 15
 
