@@ -139,7 +139,8 @@ struct d4c_response {
 	__u32 pad;
 };
 
-/* Ring-buffer record of one file operation that fired at least one response (D22). */
+/* Ring-buffer record of one file operation that fired at least one response (D22). A record
+ * ends after the NUL that follows the path (path_len + 1 bytes of `path`). */
 struct d4c_file_event {
 	__u64 timestamp_ns;   /* bpf_ktime_get_boot_ns: CLOCK_BOOTTIME */
 	__u64 cgroup_id;

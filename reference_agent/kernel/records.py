@@ -39,9 +39,13 @@ def record_slot(raw: bytes) -> int:
 def decode_file_event(raw: bytes, selector_names: tuple[str, ...]) -> FileActivity:
     """Decode one `struct d4c_file_event`; selector bits are named by the compiled policy of
     the slot it was decided with (record_slot)."""
-    if len(raw) < ctypes.sizeof(abi.FileEvent):
-        raise RecordError(f"file event record of {len(raw)} bytes, expected {ctypes.sizeof(abi.FileEvent)}")
-    ev = abi.FileEvent.from_buffer_copy(raw[: ctypes.sizeof(abi.FileEvent)])
+    full = ctypes.sizeof(abi.FileEvent)
+    if len(raw) <= abi.FileEvent.path.offset:
+        raise RecordError(f"file event record of {len(raw)} bytes, shorter than its header")
+    # The kernel cuts a record after the path's NUL; the rest of the struct is zeros.
+    ev = abi.FileEvent.from_buffer_copy(raw[:full].ljust(full, b"\0"))
+    if abi.FileEvent.path.offset + ev.path_len >= len(raw) and ev.path_len < abi.D4C_PATH_MAX:
+        raise RecordError(f"file event record of {len(raw)} bytes cannot hold its {ev.path_len}-byte path")
     path_len = min(ev.path_len, abi.D4C_PATH_MAX)
     path = bytes(ev.path[:path_len]).decode("utf-8", "surrogateescape")
     try:
