@@ -12,6 +12,7 @@ COMMAND_MODULES = (
     "reference_agent.policy.cli",  # d4c policy validate|evaluate
     "conformance.cli",  # d4c scenario lint
     "vm.cli",  # d4c vm build|run|up|down|status|console
+    "reference_agent.cli",  # d4c agent run
 )
 
 

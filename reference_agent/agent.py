@@ -217,7 +217,8 @@ class Agent:
 
 def run_agent(config_path: str | Path | None, policy_path: str | Path,
               backend_factory: Callable[[AgentConfig], KernelBackend], *, output_dir: Path | None = None,
-              err: TextIO | None = None, install_signals: bool = True, **agent_kwargs: Any) -> int:
+              err: TextIO | None = None, install_signals: bool = True,
+              on_started: Callable[[LoadedPolicy], None] | None = None, **agent_kwargs: Any) -> int:
     """Start and run the agent until SIGTERM/SIGINT; the exit code of `d4c agent run`.
 
     No config file = defaults; `output_dir` (the suite's `--output-dir`) overrides the config's.
@@ -236,12 +237,18 @@ def run_agent(config_path: str | Path | None, policy_path: str | Path,
         print(f"d4c agent: cannot start: {type(exc).__name__}: {exc}", file=err)
         return EXIT_BAD_POLICY
     try:
-        agent.start()
+        loaded = agent.start()
     except PolicyRejected as exc:
         for line in exc.messages:
             print(line, file=err)
         agent.close()
         return EXIT_BAD_POLICY
+    except Exception as exc:  # docker gone mid-start, BPF refusing the maps: one line, no traceback
+        print(f"d4c agent: cannot start: {type(exc).__name__}: {exc}", file=err)
+        agent.close()
+        return EXIT_BAD_POLICY
+    if on_started is not None:  # the CLI's "enforcing ..." line
+        on_started(loaded)
     try:
         if install_signals:
             agent.install_signal_handlers()
