@@ -4,11 +4,17 @@ programs, registers containers and turns ring-buffer records into FileActivity v
 Policy changes are atomic for the hooks: the maps hold two policy slots; a new policy is
 written into the slot not in use, container masks get their value for it, and only then is
 `active_policy` flipped. A hook reads the slot once and sees one whole policy.
+
+Thread safety (agent.KernelBackend): poll() may run in one thread while set_policy() and the
+container calls run in another; one lock serialises ring-buffer consumption and map writes,
+and poll() waits for records without holding it.
 """
 
 from __future__ import annotations
 
+import select
 import struct
+import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -41,6 +47,7 @@ class FileEnforcer:
         self._masks: dict[int, int] = {}  # cgroup id -> selector mask in the live slot
         self._facts: dict[int, tuple[Container, Orchestrator | None]] = {}
         self._activities: list[FileActivity] = []
+        self._lock = threading.RLock()
         self._names: list[tuple[str, ...]] = [compiled.names, ()]  # selector names per slot
         t0 = time.perf_counter()
         self.obj = BpfObject(object_path or bpf_object_path("file_hooks"))
@@ -72,6 +79,10 @@ class FileEnforcer:
         """Switch to another policy without reloading the programs, atomically for the hooks.
         `masks` (cgroup id -> selector bits of `compiled`) defaults to recomputing the masks of
         the containers registered with add_container()."""
+        with self._lock:
+            self._set_policy(compiled, masks)
+
+    def _set_policy(self, compiled: CompiledFilePolicy, masks: Mapping[int, int] | None) -> None:
         if masks is None:
             masks = {cgid: compiled.container_mask(*facts) for cgid, facts in self._facts.items()}
         new = 1 - self._slot
@@ -95,6 +106,10 @@ class FileEnforcer:
 
     def set_container_mask(self, cgroup_id: int, mask: int) -> None:
         """Selector bits (of the live policy) for a container's cgroup; 0 removes it."""
+        with self._lock:
+            self._set_container_mask(cgroup_id, mask)
+
+    def _set_container_mask(self, cgroup_id: int, mask: int) -> None:
         if mask:
             value = abi.ContainerSelectors()
             value.selectors[self._slot] = mask
@@ -107,14 +122,16 @@ class FileEnforcer:
     def add_container(self, cgroup_id: int, container: Container, orchestrator: Orchestrator | None = None) -> int:
         """Register a container's cgroup; returns its selector mask (0: no selector can match,
         and then nothing is stored: the kernel treats it like a host process)."""
-        self._facts[cgroup_id] = (container, orchestrator)
-        mask = self.compiled.container_mask(container, orchestrator)
-        self.set_container_mask(cgroup_id, mask)
-        return mask
+        with self._lock:
+            self._facts[cgroup_id] = (container, orchestrator)
+            mask = self.compiled.container_mask(container, orchestrator)
+            self._set_container_mask(cgroup_id, mask)
+            return mask
 
     def remove_container(self, cgroup_id: int) -> None:
-        self._facts.pop(cgroup_id, None)
-        self.set_container_mask(cgroup_id, 0)
+        with self._lock:
+            self._facts.pop(cgroup_id, None)
+            self._set_container_mask(cgroup_id, 0)
 
     # -- events ------------------------------------------------------------------------------
 
@@ -123,16 +140,18 @@ class FileEnforcer:
 
     def poll(self, timeout_ms: int = 0) -> list[FileActivity]:
         """Deliver what the ring buffer holds (waiting up to timeout_ms for the first record)."""
-        self.ring.poll(timeout_ms)
+        if timeout_ms > 0:
+            select.select([self.ring.fileno()], [], [], timeout_ms / 1000)
         return self.drain()
 
     def drain(self) -> list[FileActivity]:
         """Everything committed so far, without waiting: the records of a syscall that has
         returned are all there (bpf_ringbuf_output commits before the hook returns), even if
         the epoll wake-up that poll() waits for has not arrived yet."""
-        self.ring.consume()
-        out, self._activities = self._activities, []
-        return out
+        with self._lock:
+            self.ring.consume()
+            out, self._activities = self._activities, []
+            return out
 
     def stats(self) -> dict[str, int]:
         stats = self.obj.map("stats")

@@ -76,6 +76,7 @@ class _Lib:
             "ring_buffer__poll": (i, [vp, i]),
             "ring_buffer__consume": (i, [vp]),
             "ring_buffer__free": (None, [vp]),
+            "ring_buffer__epoll_fd": (i, [vp]),
         }
         for name, (restype, argtypes) in protos.items():
             fn = getattr(c, name)
@@ -317,6 +318,13 @@ class RingBuffer:
         if ret < 0 and -ret != errno_mod.EINTR:
             raise BpfError(-ret, f"poll of ring buffer {self.map.name}")
         return max(ret, 0)
+
+    def fileno(self) -> int:
+        """The ring buffer's epoll fd: readable when records are waiting (select/poll on it
+        without holding the consumer's lock, then consume())."""
+        if self._ptr is None:
+            raise BpfError(errno_mod.EBADF, "ring buffer is closed")
+        return lib().c.ring_buffer__epoll_fd(self._ptr)
 
     def consume(self) -> int:
         """Deliver every record already committed, without waiting; returns how many."""

@@ -53,3 +53,42 @@ def test_policy_switch_refusal_and_names(bpf_lsm, sandbox):  # noqa: F811
         assert backend.poll(0.05) == []
     finally:
         backend.close()
+
+
+A_ETC = file_policy([{"name": "a-etc", "targetFilePath": ("/etc/*",)}], [{"match": ["a-etc"], "actions": ["log"]}])
+B_ETC = file_policy([{"name": "b-pad", "targetFilePath": ("/nothing",)}, {"name": "b-etc", "targetFilePath": ("/etc/**",)}],
+                    [{"match": ["b-etc"], "actions": ["alert"]}])
+
+
+def test_poll_in_one_thread_while_policies_switch_in_another(bpf_lsm, sandbox):  # noqa: F811
+    """agent.KernelBackend's threading contract: every record is delivered once and named by
+    the policy that decided it, while apply_policy switches slots concurrently."""
+    import threading
+
+    cgroup, root = sandbox
+    cgid = cgroup_id(cgroup)
+    backend = BpfBackend()
+    got: list[tuple[str, ...]] = []
+    stop = threading.Event()
+    try:
+        backend.apply_policy(A_ETC, {cgid: frozenset({"a-etc"})})
+
+        def poller() -> None:
+            while not stop.is_set():
+                got.extend(a.selectors for a in backend.poll(0.02))
+
+        thread = threading.Thread(target=poller)
+        thread.start()
+        expected = []
+        for i in range(20):
+            policy, names = (A_ETC, {"a-etc"}) if i % 2 == 0 else (B_ETC, {"b-pad", "b-etc"})
+            backend.apply_policy(policy, {cgid: frozenset(names)})
+            assert _in_sandbox(cgroup, root, _write("/etc/passwd"))[1] == 0
+            expected.append(("a-etc",) if i % 2 == 0 else ("b-etc",))
+        stop.set()
+        thread.join()
+        got.extend(a.selectors for a in backend.poll(0))
+        assert got == expected
+    finally:
+        stop.set()
+        backend.close()
