@@ -20,11 +20,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from reference_agent.kernel.compiler import compile_file_section  # noqa: E402
-from reference_agent.kernel.file_enforcer import FileEnforcer  # noqa: E402
-from reference_agent.kernel.support import CGROUP2_ROOT, cgroup_id, probe_bpf_lsm  # noqa: E402
-from reference_agent.policy.model import Policy, Response, Section, Selector  # noqa: E402
-from reference_agent.policy.operation import Container  # noqa: E402
+from reference_agent.kernel.compiler import compile_file_section
+from reference_agent.kernel.file_enforcer import FileEnforcer
+from reference_agent.kernel.support import CGROUP2_ROOT, cgroup_id, probe_bpf_lsm
+from reference_agent.policy.model import Policy, Response, Section, Selector
+from reference_agent.policy.operation import Container
 
 CONTAINER = Container(image="nginx:1.25", name="nginx", tag="1.25", full="docker.io/library/nginx:1.25")
 

@@ -129,7 +129,7 @@ class Stat(enum.IntEnum):  # enum d4c_stat
     D4C_STAT_COUNT = 8
 
 
-ENUMS: dict[str, type[enum.IntEnum] | type[enum.IntFlag]] = {
+ENUMS: dict[str, type[enum.IntEnum | enum.IntFlag]] = {
     "d4c_token": Token,
     "d4c_file_op": FileOp,
     "d4c_mount_class": MountClass,

@@ -16,7 +16,12 @@ from dataclasses import dataclass
 from reference_agent.kernel import abi
 from reference_agent.policy.matcher import selector_matches
 from reference_agent.policy.model import Policy, Section, Selector
-from reference_agent.policy.operation import Container, FileTarget, Operation, Orchestrator
+from reference_agent.policy.operation import (
+    Container,
+    FileTarget,
+    Operation,
+    Orchestrator,
+)
 
 # A pattern with k `/**/` becomes 2**k kernel patterns; three is more than real policies use.
 MAX_DOUBLE_SLASH_GLOBSTARS = 3

@@ -18,6 +18,7 @@ import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Self
 
 from reference_agent.activity import FileActivity
 from reference_agent.kernel import abi
@@ -168,7 +169,7 @@ class FileEnforcer:
             self.ring.close()
         self.obj.close()
 
-    def __enter__(self) -> "FileEnforcer":
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

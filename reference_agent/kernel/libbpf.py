@@ -16,6 +16,7 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Self
 
 _LIBBPF_NAME = "libbpf.so.1"  # Debian 12 package libbpf1 (1.1.x); ABI-stable across 1.x
 
@@ -51,7 +52,7 @@ class _Lib:
         self._log_lock = threading.Lock()
         self._print_buf = ctypes.create_string_buffer(16 << 20)
         self._print_cb = _PRINT_FN(self._on_print)  # kept referenced: libbpf holds the pointer
-        c, vp, cp, i, u32, sz = self.c, ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int, ctypes.c_uint32, ctypes.c_size_t
+        c, vp, cp, i, u32 = self.c, ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int, ctypes.c_uint32
         protos: dict[str, tuple[object, list[object]]] = {
             "libbpf_set_print": (vp, [_PRINT_FN]),
             "bpf_object__open_file": (vp, [cp, vp]),
@@ -130,7 +131,7 @@ def _errno_of(ret: int | None = None) -> int:
 class Map:
     """A map of a loaded object, addressed by its fd; keys and values are ctypes values or bytes."""
 
-    def __init__(self, obj: "BpfObject", name: str, ptr: int) -> None:
+    def __init__(self, obj: BpfObject, name: str, ptr: int) -> None:
         self.obj = obj
         self.name = name
         self._ptr = ptr
@@ -141,7 +142,7 @@ class Map:
         self.max_entries = L.bpf_map__max_entries(ptr)
 
     def _buf(self, value: object, size: int, what: str) -> ctypes.Array[ctypes.c_char]:
-        raw = bytes(value) if not isinstance(value, (bytes, bytearray)) else bytes(value)
+        raw = bytes(value)  # bytes, or a ctypes structure's bytes
         if len(raw) != size:
             raise ValueError(f"map {self.name}: {what} is {len(raw)} bytes, the map expects {size}")
         return ctypes.create_string_buffer(raw, size)
@@ -279,7 +280,7 @@ class BpfObject:
             lib().c.bpf_object__close(self._ptr)
             self._ptr = None
 
-    def __enter__(self) -> "BpfObject":
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -7,7 +7,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from reference_agent.kernel import abi
-from reference_agent.kernel.compiler import CompileError, compile_file_section, glob_match, pattern_tokens
+from reference_agent.kernel.compiler import (
+    CompileError,
+    compile_file_section,
+    glob_match,
+    pattern_tokens,
+)
 from reference_agent.policy.operation import Container, Orchestrator, image_parts
 from reference_agent.policy.patterns import path_pattern_matches
 

@@ -15,7 +15,12 @@ from reference_agent.kernel.compiler import compile_file_section
 from reference_agent.kernel.file_enforcer import FileEnforcer
 from reference_agent.kernel.support import CGROUP2_ROOT, cgroup_id
 from reference_agent.policy.matcher import evaluate
-from reference_agent.policy.operation import Container, FileTarget, Operation, image_parts
+from reference_agent.policy.operation import (
+    Container,
+    FileTarget,
+    Operation,
+    image_parts,
+)
 
 from .policies import file_policy
 

@@ -22,7 +22,12 @@ from reference_agent.kernel.file_enforcer import FileEnforcer
 from reference_agent.kernel.support import CGROUP2_ROOT, cgroup_id
 from reference_agent.policy.matcher import evaluate
 from reference_agent.policy.model import FILE_OPERATIONS
-from reference_agent.policy.operation import Container, FileTarget, Operation, image_parts
+from reference_agent.policy.operation import (
+    Container,
+    FileTarget,
+    Operation,
+    image_parts,
+)
 
 from .policies import file_policy
 from .test_file_enforcement import _in_sandbox

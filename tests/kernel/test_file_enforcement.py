@@ -19,7 +19,12 @@ from reference_agent.kernel.compiler import compile_file_section
 from reference_agent.kernel.file_enforcer import FileEnforcer
 from reference_agent.kernel.support import CGROUP2_ROOT, cgroup_id
 from reference_agent.policy.matcher import evaluate
-from reference_agent.policy.operation import Container, FileTarget, Operation, image_parts
+from reference_agent.policy.operation import (
+    Container,
+    FileTarget,
+    Operation,
+    image_parts,
+)
 
 from .policies import DIFFERENTIAL
 
@@ -292,7 +297,7 @@ def test_o_creat_of_existing_uncached_file_is_not_a_denied_creation(bpf_lsm, san
     try:
         with FileEnforcer(compile_file_section(policy)) as enforcer:
             enforcer.add_container(cgroup_id(cgroup), _container("nginx"))
-            open_creat = lambda path: lambda: os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o644))  # noqa: E731
+            open_creat = lambda path: lambda: os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o644))
             _, err_existing = _in_sandbox(cgroup, root, open_creat("/p/existing"))
             existing = [(a.operation, a.path, a.mount, a.blocked) for a in enforcer.drain()]
             _, err_new = _in_sandbox(cgroup, root, open_creat("/p/new"))

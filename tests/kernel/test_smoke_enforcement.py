@@ -13,7 +13,13 @@ from pathlib import Path
 import pytest
 
 from reference_agent.kernel.libbpf import BpfObject
-from reference_agent.kernel.support import CGROUP2_ROOT, bpf_object_path, cgroup_id, kernel_dev
+from reference_agent.kernel.support import (
+    CGROUP2_ROOT,
+    bpf_object_path,
+    cgroup_id,
+    kernel_dev,
+)
+
 
 def _open_errno(path: Path, cgroup: Path | None = None) -> int:
     """errno of opening `path` (0 on success) in a forked child, placed in `cgroup` first.
