@@ -101,6 +101,10 @@ CASES = (
     Case("O_CREAT|O_TRUNC open of an existing file (one event)",
          lambda: os.close(os.open("/usr/bin/existing", os.O_WRONLY | os.O_CREAT | os.O_TRUNC)),
          (("modifyFile", "/usr/bin/existing", "root", "modification", "lsm__file_open"),)),
+    Case("write-open through a symlink: the target's path (D11)", _write("/usr/bin/lnk"),
+         (("modifyFile", "/etc/passwd", "root", "modification", "lsm__file_open"),)),
+    Case("unlink a symlink: its own path (D11, D17)", lambda: os.unlink("/usr/bin/lnk2"),
+         (("deleteFile", "/usr/bin/lnk2", "root", "deletion", "lsm__path_unlink"),)),
     Case("read-only open is no operation", lambda: os.close(os.open("/etc/passwd", os.O_RDONLY)), ()),
 )
 
@@ -156,6 +160,8 @@ def sandbox(tmp_path) -> Iterator[tuple[Path, Path]]:
     for f in ("etc/passwd", "usr/bin/old", "usr/bin/a", "usr/bin/b", "usr/bin/script", "usr/bin/tool2",
               "var/secrets/existing", "etc/hosts", "usr/bin/existing"):
         (root / f).write_text("x\n")
+    (root / "usr/bin/lnk").symlink_to("/etc/passwd")  # resolved inside the chroot
+    (root / "usr/bin/lnk2").symlink_to("/etc/passwd")
     (root / "usr/bin/exe").write_text("#!/bin/sh\n")
     (root / "usr/bin/exe").chmod(0o755)
     volume = tmp_path / "volume"
