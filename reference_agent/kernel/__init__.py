@@ -1,2 +1,34 @@
-"""Kernel side of the reference agent: BPF objects (built from ../../bpf), a ctypes binding to
-libbpf, the policy→map compiler and ring-buffer record decoding into `activity` values."""
+"""Kernel side of the reference agent: BPF objects (built from ../../bpf by `make -C bpf`), a
+ctypes binding to libbpf, the policy→map compiler and ring-buffer record decoding into
+`reference_agent.activity` values. See bpf/README.md.
+
+    backend = BpfBackend()                       # agent.KernelBackend for file operations
+    backend.apply_policy(policy, {cgroup_id: selector_names})
+    for activity in backend.poll(0.5): ...       # FileActivity values
+"""
+
+from reference_agent.kernel.backend import BpfBackend
+from reference_agent.kernel.compiler import (
+    CompiledFilePolicy,
+    CompileError,
+    compile_file_section,
+)
+from reference_agent.kernel.file_enforcer import FileEnforcer
+from reference_agent.kernel.libbpf import BpfError, BpfObject, RingBuffer
+from reference_agent.kernel.records import RecordError, decode_file_event
+from reference_agent.kernel.support import LsmSupport, probe_bpf_lsm
+
+__all__ = [
+    "BpfBackend",
+    "BpfError",
+    "BpfObject",
+    "CompileError",
+    "CompiledFilePolicy",
+    "FileEnforcer",
+    "LsmSupport",
+    "RecordError",
+    "RingBuffer",
+    "compile_file_section",
+    "decode_file_event",
+    "probe_bpf_lsm",
+]
