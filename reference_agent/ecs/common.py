@@ -205,14 +205,15 @@ def task_fields(ctx: EventContext, task: TaskInfo, container: ContainerInfo | No
     fields: dict[str, Any] = {
         "process.pid": task.pid,
         "process.entity_id": ctx.entity_id(task.pid, task.start_time_ns),
-        "process.executable": exe,
-        "process.name": basename(exe),  # D16: basename of the executable, not comm
         "process.interactive": task.tty,
         "process.start": ctx.clock.iso(task.start_time_ns),
         "process.parent.pid": task.ppid,
         "user.id": str(task.uid),
         "group.id": str(task.gid),
     }
+    if exe:  # "" = the kernel side could not tell (process gone before /proc was read): omit, never fake
+        fields["process.executable"] = exe
+        fields["process.name"] = basename(exe)  # D16: basename of the executable, not comm
     if task.tid != task.pid:
         fields["process.thread.id"] = task.tid
     user = ctx.user_name(container, task.uid)

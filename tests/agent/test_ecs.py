@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import base64
 import json
 
@@ -263,6 +265,15 @@ def test_only_known_facts():
         assert absent not in f
     assert f["user.id"] == "1234" and f["process.thread.id"] == 6
     assert f["process.name"] == "x"  # D16: basename of the executable, not comm
+
+
+def test_unknown_executable_is_omitted_not_empty():
+    """The kernel side reports "" when the process exited before /proc was read: no
+    process.executable/name rather than an empty string (event-decisions: never faked)."""
+    task = dataclasses.replace(TASK, executable="")
+    f = file_documents(context(), file_activity(task=task), PLAIN_CONTAINER)[0].fields
+    assert "process.executable" not in f and "process.name" not in f
+    assert f["process.pid"] == TASK.pid
 
 
 def test_not_in_kubernetes_has_no_orchestrator_fields():
