@@ -80,7 +80,7 @@ def preflight(policy_path: Path, config_path: str | None, err: TextIO) -> int | 
 def bpf_lsm_problem() -> str | None:
     """Why this kernel cannot enforce, or None."""
     try:
-        from reference_agent.kernel.support import probe_bpf_lsm
+        from reference_agent.kernel import probe_bpf_lsm
     except (ImportError, OSError) as exc:  # libbpf.so missing: the ctypes binding cannot load
         return f"libbpf cannot be loaded: {exc}"
     support = probe_bpf_lsm()
@@ -113,7 +113,7 @@ def run_agent_command(args: argparse.Namespace, out: TextIO | None = None, err: 
         return EXIT_NO_BPF_LSM
 
     from reference_agent.agent import run_agent
-    from reference_agent.kernel.backend import BpfBackend
+    from reference_agent.kernel import BpfBackend
 
     def backend(_config: AgentConfig) -> BpfBackend:
         return BpfBackend()
