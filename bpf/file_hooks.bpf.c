@@ -21,6 +21,9 @@ char LICENSE[] SEC("license") = "GPL";
 #define FMODE_CREATED 0x100000
 #define O_TRUNC 00001000
 #define DCACHE_PAR_LOOKUP 0x10000000 /* include/linux/dcache.h, 6.1 */
+/* struct mount.mnt_ns of a kernel-private mount (clone_private_mount, fs/namespace.c): e.g.
+ * overlayfs' own mounts of its layers, which copy-up opens files on. */
+#define MNT_NS_INTERNAL ((__u64)-22)
 #define WALK_SLOTS 128 /* power of two >= D4C_MAX_WALK, so that a mask bounds the index */
 #define MATCH_MAX_STEPS (1 << 23) /* bpf_loop's own maximum */
 
@@ -159,6 +162,52 @@ static __always_inline __u32 mount_class(struct vfsmount *mnt, struct vfsmount *
 	if ((mode & S_IFMT) != S_IFDIR)
 		return D4C_MOUNT_FILE;
 	return D4C_MOUNT_VOLUME;
+}
+
+/* D19: files on kernel pseudo filesystems are not container files: no selector matches
+ * them, nothing there is reported or blocked (runc writes /proc/<pid>/attr/apparmor/exec in
+ * every `docker exec`). By superblock magic (include/uapi/linux/magic.h). tmpfs is NOT here:
+ * it holds container /dev, /tmp and emptyDir volumes, which are container files. */
+static __always_inline int pseudo_fs(unsigned long magic)
+{
+	switch (magic) {
+	case 0x9fa0:     /* PROC_SUPER_MAGIC */
+	case 0x62656572: /* SYSFS_MAGIC */
+	case 0x27e0eb:   /* CGROUP_SUPER_MAGIC */
+	case 0x63677270: /* CGROUP2_SUPER_MAGIC */
+	case 0x1cd1:     /* DEVPTS_SUPER_MAGIC */
+	case 0x73636673: /* SECURITYFS_MAGIC */
+	case 0x64626720: /* DEBUGFS_MAGIC */
+	case 0x74726163: /* TRACEFS_MAGIC */
+	case 0xcafe4a11: /* BPF_FS_MAGIC */
+	case 0x19800202: /* MQUEUE_MAGIC */
+	case 0xf97cff8c: /* SELINUX_MAGIC */
+	case 0x43415d53: /* SMACK_MAGIC */
+	case 0x6165676c: /* PSTOREFS_MAGIC */
+	case 0xde5e81e4: /* EFIVARFS_MAGIC */
+	case 0x62656570: /* CONFIGFS_MAGIC */
+	case 0x65735543: /* FUSE_CTL_SUPER_MAGIC */
+	case 0x42494e4d: /* BINFMTFS_MAGIC */
+	case 0x6e736673: /* NSFS_MAGIC */
+		return 1;
+	}
+	return 0;
+}
+
+/* Whether (mnt, dentry) is a file of the container at all: not on a pseudo filesystem and
+ * not on a kernel-private mount (overlayfs copy-up writes its upper layer through one: that
+ * is the kernel carrying out the syscall already reported, not a second operation). */
+static __always_inline int container_file(struct vfsmount *mnt, struct dentry *dentry)
+{
+	if (pseudo_fs(BPF_CORE_READ(dentry, d_sb, s_magic))) {
+		stat_add(D4C_STAT_NOT_CONTAINER_FILE);
+		return 0;
+	}
+	if ((__u64)BPF_CORE_READ(real_mount(mnt), mnt_ns) == MNT_NS_INTERNAL) {
+		stat_add(D4C_STAT_NOT_CONTAINER_FILE);
+		return 0;
+	}
+	return 1;
 }
 
 /* The walk up from a dentry to the task's root, one bpf_loop step per dentry or mount
@@ -530,6 +579,8 @@ static __always_inline int single(struct vfsmount *mnt, struct dentry *dentry, _
 	struct scratch *sc = get_scratch();
 	if (!sc)
 		return 0;
+	if (!container_file(mnt, dentry))
+		return 0;
 	struct d4c_file_event *ev = begin(sc, 0, op, event_action, hook);
 	resolve_path(ev, 0, mnt, dentry);
 	__u32 actions = decide(ev, 0, mask, slot);
@@ -569,6 +620,14 @@ int BPF_PROG(d4c_file_open, struct file *file, int ret)
 	umode_t mode = BPF_CORE_READ(inode, i_mode);
 	if ((mode & S_IFMT) != S_IFREG)
 		return 0;
+	/* One syscall, one operation, one event: a stacked filesystem (overlayfs, the container
+	 * root) opens the real file of a file being opened with the user's path but the real
+	 * inode (open_with_fake_path). That inner open is the outer one carried out, already
+	 * judged above it: it is not an operation of its own. */
+	if ((__u64)inode != (__u64)BPF_CORE_READ(file, f_path.dentry, d_inode)) {
+		stat_add(D4C_STAT_INNER_OPEN);
+		return 0;
+	}
 	if (fmode & FMODE_CREATED) {
 		/* This open created the file (a creation, not a modification, D17). path_mknod
 		 * decided it before the file existed; it reported it too unless the name was still
@@ -723,6 +782,8 @@ int BPF_PROG(d4c_path_rename, const struct path *old_dir, struct dentry *old_den
 	__u32 old_type = old_mode & S_IFMT;
 	if (old_type != S_IFREG && old_type != S_IFLNK)
 		return 0; /* directories are not files (D17) */
+	if (!container_file(BPF_CORE_READ(old_dir, mnt), old_dentry))
+		return 0; /* a rename never crosses file systems: the new name is on the same */
 	struct scratch *sc = get_scratch();
 	if (!sc)
 		return 0;

@@ -96,7 +96,11 @@ enum d4c_stat { /* indices of the `stats` array */
 	D4C_STAT_RINGBUF_FULL = 4,
 	D4C_STAT_CREATE_IN_LOOKUP = 5,  /* O_CREAT creations decided before the name's lookup */
 	D4C_STAT_DENIAL_WITHDRAWN = 6,  /* ... whose denial was not reported: the file existed */
-	D4C_STAT_COUNT = 8,
+	/* Operations on pseudo-fs files or kernel-private mounts: not container files (D19). */
+	D4C_STAT_NOT_CONTAINER_FILE = 7,
+	/* Opens of a stacked fs's real file inside an open already judged (one event per syscall). */
+	D4C_STAT_INNER_OPEN = 8,
+	D4C_STAT_COUNT = 10,
 };
 
 /* A file identity as the kernel stores it: dev is the kernel's dev_t (major << 20 | minor),

@@ -126,7 +126,9 @@ class Stat(enum.IntEnum):  # enum d4c_stat
     D4C_STAT_RINGBUF_FULL = 4
     D4C_STAT_CREATE_IN_LOOKUP = 5
     D4C_STAT_DENIAL_WITHDRAWN = 6
-    D4C_STAT_COUNT = 8
+    D4C_STAT_NOT_CONTAINER_FILE = 7  # pseudo-fs file or kernel-private mount (D19)
+    D4C_STAT_INNER_OPEN = 8  # a stacked fs's open of the real file: same syscall, no event
+    D4C_STAT_COUNT = 10
 
 
 ENUMS: dict[str, type[enum.IntEnum | enum.IntFlag]] = {

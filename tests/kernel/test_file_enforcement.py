@@ -318,3 +318,130 @@ def test_o_creat_of_existing_uncached_file_is_not_a_denied_creation(bpf_lsm, san
     finally:
         subprocess.run(["umount", str(root / "p")], check=False)
         shutil.rmtree(uncached)
+
+
+@pytest.fixture
+def overlay(sandbox, tmp_path) -> Iterator[tuple[Path, Path]]:
+    """The sandbox with an overlayfs mounted at /ov (a container root is one): its lower layer
+    holds the files below, so writes to them copy up and open the upper file underneath."""
+    cgroup, root = sandbox
+    layers = tmp_path / "layers"
+    layers.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "tmpfs", str(layers)], check=True)  # any upper-capable fs
+    try:
+        for d in ("lower", "upper", "work"):
+            (layers / d).mkdir()
+        for f in ("append", "trunc", "chmod", "chmodx", "twice"):
+            (layers / "lower" / f).write_text("lower\n")
+        (layers / "lower" / "exe").write_text("#!/bin/sh\n")
+        (layers / "lower" / "exe").chmod(0o755)
+        (root / "ov").mkdir()
+        opts = f"lowerdir={layers / 'lower'},upperdir={layers / 'upper'},workdir={layers / 'work'}"
+        subprocess.run(["mount", "-t", "overlay", "overlay", "-o", opts, str(root / "ov")], check=True)
+        try:
+            yield cgroup, root
+        finally:
+            subprocess.run(["umount", str(root / "ov")], check=False)
+    finally:
+        subprocess.run(["umount", str(layers)], check=False)
+
+
+def _open(path: str, flags: int) -> Callable[[], None]:
+    return lambda: os.close(os.open(path, flags, 0o644))
+
+
+# (name, syscall, the one event it must produce: operation, path, event.action, trace_point)
+ONE_EVENT_PER_SYSCALL = (
+    ("creating open (`echo x > f`)", _open("/ov/new", os.O_WRONLY | os.O_CREAT | os.O_TRUNC),
+     ("createFile", "/ov/new", "creation", "lsm__path_mknod")),
+    ("append to a lower file (copy-up)", _open("/ov/append", os.O_WRONLY | os.O_APPEND),
+     ("modifyFile", "/ov/append", "modification", "lsm__file_open")),
+    ("append to it again (upper now)", _open("/ov/append", os.O_WRONLY | os.O_APPEND),
+     ("modifyFile", "/ov/append", "modification", "lsm__file_open")),
+    ("O_TRUNC open of a lower file", _open("/ov/trunc", os.O_WRONLY | os.O_CREAT | os.O_TRUNC),
+     ("modifyFile", "/ov/trunc", "modification", "lsm__file_open")),
+    ("truncate(2) of a lower file", lambda: os.truncate("/ov/twice", 0),
+     ("modifyFile", "/ov/twice", "modification", "lsm__path_truncate")),
+    ("chmod of a lower file", lambda: os.chmod("/ov/chmod", 0o600),
+     ("modifyFile", "/ov/chmod", "modification", "lsm__path_chmod")),
+    ("chmod +x of a lower file", lambda: os.chmod("/ov/chmodx", 0o755),
+     ("createExecutable", "/ov/chmodx", "creation", "lsm__path_chmod")),
+    ("write-open of a lower executable", _open("/ov/exe", os.O_WRONLY),
+     ("modifyExecutable", "/ov/exe", "modification", "lsm__file_open")),
+)
+
+
+def test_one_event_per_syscall_on_overlayfs(bpf_lsm, overlay):
+    """D17: one syscall is one operation and at most one event. On overlayfs (every container
+    root) the kernel opens the upper/real file inside the user's open, and copies lower files
+    up through a write-open of its own: neither is a second operation."""
+    from .policies import file_policy
+
+    cgroup, root = overlay
+    ops = ["createFile", "modifyFile", "createExecutable", "modifyExecutable"]
+    policy = file_policy([{"name": "ov", "operations": ops, "targetFilePath": ("/ov/**",)}],
+                         [{"match": ["ov"], "actions": ["log"]}])
+    with FileEnforcer(compile_file_section(policy)) as enforcer:
+        enforcer.add_container(cgroup_id(cgroup), _container("nginx"))
+        wrong = []
+        for name, action, want in ONE_EVENT_PER_SYSCALL:
+            _, err = _in_sandbox(cgroup, root, action)
+            got = [(a.operation, a.path, a.event_action, a.trace_point) for a in enforcer.drain()]
+            if (err, got) != (0, [want]):
+                wrong.append(f"{name}: errno={err} events={got}, want exactly [{want}]")
+        stats = enforcer.stats()
+    assert not wrong, "\n".join(wrong)
+    assert stats["path_incomplete"] == 0, "no event for a path outside the container (copy-up)"
+
+
+def test_pseudo_filesystems_are_not_container_files(bpf_lsm, sandbox, tmp_path):
+    """D19: proc, cgroup2, ... are not the container's file system. runc writes
+    /proc/<pid>/attr/apparmor/exec in every `docker exec`: a policy that blocks every
+    modification must neither block nor report it. A tmpfs (container /dev, emptyDir) stays a
+    container file: the same policy blocks a write there."""
+    from .policies import file_policy
+
+    cgroup, root = sandbox
+    for d in ("proc", "sys/fs/cgroup", "dev"):
+        (root / d).mkdir(parents=True)
+    mounted: list[Path] = []
+    try:
+        for args in (["--bind", "/proc", str(root / "proc")],
+                     ["--bind", str(CGROUP2_ROOT), str(root / "sys/fs/cgroup")],
+                     ["-t", "tmpfs", "tmpfs", str(root / "dev")]):
+            subprocess.run(["mount", *args], check=True)
+            mounted.append(Path(args[-1]))
+        (root / "dev/shm-file").write_text("x\n")
+        attr = "/proc/self/attr/apparmor/exec" if Path("/proc/self/attr/apparmor/exec").exists() \
+            else "/proc/self/attr/exec"
+        everything = ["createFile", "modifyFile", "createExecutable", "modifyExecutable", "deleteFile"]
+        policy = file_policy([{"name": "all", "operations": everything}],
+                             [{"match": ["all"], "actions": ["block", "alert"]}])
+        with FileEnforcer(compile_file_section(policy)) as enforcer:
+            enforcer.add_container(cgroup_id(cgroup), _container("nginx"))
+            procs = f"/sys/fs/cgroup/{cgroup.name}/cgroup.procs"
+
+            def write(path: str, data: bytes | None) -> Callable[[], None]:
+                def go() -> None:
+                    fd = os.open(path, os.O_WRONLY)
+                    try:
+                        if data is not None:
+                            os.write(fd, data)
+                    finally:
+                        os.close(fd)
+                return go
+
+            results = {}
+            for path, data in ((attr, None), ("/proc/self/comm", b"d4c-pseudo"),
+                               (procs, b"0"), ("/dev/shm-file", b"y")):
+                _, err = _in_sandbox(cgroup, root, write(path, data))
+                results[path] = (err, [(a.operation, a.path, a.blocked) for a in enforcer.drain()])
+            stats = enforcer.stats()
+    finally:
+        for m in reversed(mounted):
+            subprocess.run(["umount", str(m)], check=False)
+    assert results[attr] == (0, []), results
+    assert results["/proc/self/comm"] == (0, []), results
+    assert results[procs] == (0, []), results
+    assert results["/dev/shm-file"] == (errno.EPERM, [("modifyFile", "/dev/shm-file", True)]), results
+    assert stats["not_container_file"] >= 3
