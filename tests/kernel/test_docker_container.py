@@ -32,12 +32,15 @@ POLICY = file_policy(
         {"name": "hosts", "targetFilePath": ("/etc/hosts", "/etc/resolv.conf")},
         {"name": "hosts-not-file-mounts", "ignoreVolumeFiles": True, "targetFilePath": ("/etc/hosts",)},
         {"name": "other-image", "containerImageName": ("nginx",), "targetFilePath": ("/**",)},
+        {"name": "drift", "operations": ["createFile", "modifyFile", "createExecutable", "modifyExecutable"],
+         "targetFilePath": ("/tmp/**", "/etc/group", "/etc/passwd")},
     ],
     [
         {"match": ["etc-create"], "actions": ["block", "alert"]},
         {"match": ["data"], "actions": ["log"]},
         {"match": ["hosts", "hosts-not-file-mounts"], "actions": ["alert"]},
         {"match": ["other-image"], "actions": ["block", "alert"]},
+        {"match": ["drift"], "actions": ["log"]},
     ],
 )
 # (shell command in the container, the operations it amounts to: (operation, path, mount))
@@ -48,6 +51,14 @@ CASES = (
     ("echo 127.0.0.2 z >> /etc/hosts", (("modifyFile", "/etc/hosts", "file"),)),
     ("rm /data/f", (("deleteFile", "/data/f", "volume"),)),
     ("cat /etc/hosts > /dev/null", ()),
+    # D17 on the container's overlayfs root: one syscall, one event (no modify for the
+    # creating open, none for overlayfs' own opens of the upper file and of the copy-up).
+    ("echo x > /tmp/x", (("createFile", "/tmp/x", "root"),)),
+    ("echo y >> /tmp/x", (("modifyFile", "/tmp/x", "root"),)),
+    ("echo z > /tmp/x", (("modifyFile", "/tmp/x", "root"),)),
+    ("echo g: >> /etc/group", (("modifyFile", "/etc/group", "root"),)),  # image file: copy-up
+    ("chmod 600 /etc/passwd", (("modifyFile", "/etc/passwd", "root"),)),
+    ("chmod +x /tmp/x", (("createExecutable", "/tmp/x", "root"),)),
 )
 
 
@@ -96,3 +107,22 @@ def test_docker_container_agrees_with_reference_evaluator(bpf_lsm, busybox_conta
                 mismatches.append(f"{command}: rc={done.returncode} stderr={done.stderr.strip()!r}\n"
                                   f"    kernel {got}\n    reference {want}")
     assert not mismatches, "\n".join(mismatches)
+
+
+def test_docker_exec_survives_a_policy_that_blocks_every_change(bpf_lsm, busybox_container):
+    """D19: runc writes /proc/<pid>/attr/apparmor/exec (and cgroup files) for every `docker
+    exec`: pseudo-fs files are not container files, so a block-everything policy leaves exec
+    working while it still blocks a real change."""
+    name, cgroup_dir = busybox_container
+    ops = ["createFile", "modifyFile", "createExecutable", "modifyExecutable", "deleteFile"]
+    policy = file_policy([{"name": "all", "operations": ops}], [{"match": ["all"], "actions": ["block", "alert"]}])
+    with FileEnforcer(compile_file_section(policy)) as enforcer:
+        enforcer.add_container(cgroup_id(cgroup_dir), Container(image=IMAGE, name="busybox", tag="latest",
+                                                                full="docker.io/library/busybox:latest"))
+        ok = _docker("exec", name, "sh", "-c", "echo d4c > /proc/self/comm", check=False)
+        ok_events = [(a.operation, a.path) for a in enforcer.drain()]
+        denied = _docker("exec", name, "sh", "-c", "echo x > /tmp/blocked", check=False)
+        denied_events = [(a.operation, a.path, a.blocked) for a in enforcer.drain()]
+    assert (ok.returncode, ok.stderr, ok_events) == (0, "", [])
+    assert denied.returncode != 0 and "Operation not permitted" in denied.stderr
+    assert denied_events == [("createFile", "/tmp/blocked", True)]
