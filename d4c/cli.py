@@ -6,29 +6,34 @@ import argparse
 import importlib
 import sys
 
-# Subsystems that contribute commands, each a module with `register(subparsers)`.
+# Subsystems that contribute commands: top-level command -> module with `register(subparsers)`.
 # Every registered command sets `func(args) -> int` as its parser default.
-COMMAND_MODULES = (
-    "reference_agent.policy.cli",  # d4c policy validate|evaluate
-    "conformance.cli",  # d4c scenario lint
-    "vm.cli",  # d4c vm build|run|up|down|status|console
-    "reference_agent.cli",  # d4c agent run
-)
+COMMAND_MODULES = {
+    "policy": "reference_agent.policy.cli",  # d4c policy validate|evaluate
+    "scenario": "conformance.cli",  # d4c scenario lint
+    "vm": "vm.cli",  # d4c vm build|run|up|down|status|console
+    "agent": "reference_agent.cli",  # d4c agent run
+}
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The whole parser, or, with `only`, one command's: importing every subsystem (jsonschema,
+    docker, the BPF loader...) costs seconds under TCG, which `d4c agent run` should not pay."""
     parser = argparse.ArgumentParser(
         prog="d4c",
         description="Defend for Containers policies: validate, evaluate, enforce, and check conformance.",
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name in COMMAND_MODULES:
-        importlib.import_module(name).register(subparsers)
+    for command, module in COMMAND_MODULES.items():
+        if only is None or command == only:
+            importlib.import_module(module).register(subparsers)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    command = argv[0] if argv and argv[0] in COMMAND_MODULES else None
+    parser = build_parser(only=command)
     args = parser.parse_args(argv)
     try:
         return int(args.func(args))
