@@ -4,6 +4,7 @@ tier, or both, and says why when it cannot (the item is then skipped with that r
 from __future__ import annotations
 
 import shlex
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,20 +16,23 @@ from conformance.probe import bpf_lsm_missing
 TARGETS = ("reference", "command", "engine")
 
 
-class Target:
+class Target(ABC):
     name: str = "?"
 
     def engine_unavailable(self) -> str | None:
         return None
 
+    @abstractmethod
     def evaluate(self, policy_text: str, policy_file: Path, operations: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        raise NotImplementedError
+        """The engine tier: one verdict per operation, in the `d4c policy evaluate` shape."""
 
     def kernel_unavailable(self) -> str | None:
         return None
 
     def agent_adapter(self) -> AdapterSpec:
-        raise NotImplementedError
+        # Only called when kernel_unavailable() returned None, which targets without a kernel
+        # tier never do; reaching this is a bug in the plugin, not a user error.
+        raise RuntimeError(f"target {self.name!r} has no kernel tier")
 
 
 @dataclass
