@@ -61,6 +61,26 @@ class ProcessActivity:
     trace_point: str | None = None
 
 
+@dataclass(frozen=True)
+class ProcessLifecycle:
+    """A fork, exec or exit of a container task, reported whether or not a response fired.
+
+    It keeps the process table current (parents, leaders, the executables and args of
+    short-lived tasks) and drives D20's end events. Ordering contract of the kernel side: for
+    an exec or fork that also fired a response, this value comes BEFORE its ProcessActivity,
+    so the table already knows the new image/child when the document is built. A blocked exec
+    or fork changed nothing and yields only its ProcessActivity (blocked=True).
+    """
+
+    kind: str  # fork | exec | exit
+    # fork: the child (ppid = the forking process); exec: the task after the exec (its new
+    # executable); exit: the ending thread-group leader.
+    task: TaskInfo
+    timestamp_ns: int  # nanoseconds since boot
+    args: tuple[str, ...] = ()  # exec: argv as captured (may be cut, never invented)
+    exit_code: int | None = None  # exit: the exit status when known
+
+
 # --- Added by the userspace-pipeline engineer (additive; nothing above changed) -------------
 
 
