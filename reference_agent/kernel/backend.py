@@ -1,48 +1,79 @@
-"""The BPF implementation of `reference_agent.agent.KernelBackend` (file operations).
+"""The BPF implementation of `reference_agent.agent.KernelBackend`: file and process operations.
 
-apply_policy compiles first (a CompileError refuses the policy; the loaded one stays), loads
-and attaches file_hooks.bpf.o on the first call, and afterwards switches policy slots
-atomically (file_enforcer.py). Process operations (fork/exec) are not produced yet:
-bpf/process_hooks.bpf.c does not exist (bpf/README.md, known gaps).
+apply_policy compiles both sections first (a CompileError refuses the policy; the loaded one
+stays), loads and attaches file_hooks.bpf.o and process_hooks.bpf.o on the first call, and
+afterwards switches the policy slots of both atomically (file_enforcer.py, process_enforcer.py).
+poll() drains both ring buffers and returns one batch in kernel timestamp order (an exec's
+lifecycle before a file activity of the new image; a fork/exec's lifecycle before its
+activity: same timestamp, ring order kept by the stable sort).
 """
 
 from __future__ import annotations
 
+import select
 from collections.abc import Iterable, Mapping
 
-from reference_agent.activity import FileActivity
+from reference_agent.activity import FileActivity, ProcessActivity, ProcessLifecycle
 from reference_agent.kernel.compiler import CompiledFilePolicy, compile_file_section
 from reference_agent.kernel.file_enforcer import FileEnforcer
+from reference_agent.kernel.process_compiler import (
+    CompiledProcessPolicy,
+    compile_process_section,
+)
+from reference_agent.kernel.process_enforcer import ProcessEnforcer
 from reference_agent.policy.model import Policy
 
+Polled = FileActivity | ProcessActivity | ProcessLifecycle
 
-def selector_bits(compiled: CompiledFilePolicy, names: Iterable[str]) -> int:
-    """Selector names (any section) -> bits of the file section's selectors."""
+
+def selector_bits(compiled: CompiledFilePolicy | CompiledProcessPolicy, names: Iterable[str]) -> int:
+    """Selector names (any section) -> bits of that compiled section's selectors."""
     wanted = set(names)
     return sum(1 << bit for bit, name in enumerate(compiled.names) if name in wanted)
 
 
 class BpfBackend:
-    def __init__(self, object_path: str | None = None) -> None:
+    def __init__(self, object_path: str | None = None, process_object_path: str | None = None) -> None:
         self._object_path = object_path
+        self._process_object_path = process_object_path
         self.enforcer: FileEnforcer | None = None
+        self.process_enforcer: ProcessEnforcer | None = None
 
     def apply_policy(self, policy: Policy, container_masks: Mapping[int, frozenset[str]]) -> None:
         compiled = compile_file_section(policy)
+        compiled_process = compile_process_section(policy)
         masks = {cgid: selector_bits(compiled, names) for cgid, names in container_masks.items()}
+        # Every known container is registered on the process side, nothing applying or not:
+        # its tasks' lifecycle feeds the agent's process table.
+        process_masks = {cgid: selector_bits(compiled_process, names) for cgid, names in container_masks.items()}
         if self.enforcer is None:
             self.enforcer = FileEnforcer(compiled, self._object_path)
             for cgid, mask in masks.items():
                 self.enforcer.set_container_mask(cgid, mask)
         else:
             self.enforcer.set_policy(compiled, masks)
+        if self.process_enforcer is None:
+            self.process_enforcer = ProcessEnforcer(compiled_process, self._process_object_path)
+            for cgid, mask in process_masks.items():
+                self.process_enforcer.set_container_mask(cgid, mask)
+        else:
+            self.process_enforcer.set_policy(compiled_process, process_masks)
 
-    def poll(self, timeout: float) -> list[FileActivity]:
-        if self.enforcer is None:
+    def poll(self, timeout: float) -> list[Polled]:
+        if self.enforcer is None or self.process_enforcer is None:
             return []
-        return self.enforcer.poll(max(0, int(timeout * 1000)))
+        if timeout > 0:
+            fds = [self.enforcer.ring.fileno(), self.process_enforcer.fileno()]
+            select.select(fds, [], [], timeout)
+        values: list[Polled] = list(self.process_enforcer.drain())
+        values.extend(self.enforcer.drain())
+        values.sort(key=lambda v: v.timestamp_ns)
+        return values
 
     def close(self) -> None:
+        if self.process_enforcer is not None:
+            self.process_enforcer.close()
+            self.process_enforcer = None
         if self.enforcer is not None:
             self.enforcer.close()
             self.enforcer = None

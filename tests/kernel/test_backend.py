@@ -8,6 +8,7 @@ import os
 
 import pytest
 
+from reference_agent.activity import FileActivity
 from reference_agent.kernel.backend import BpfBackend
 from reference_agent.kernel.compiler import CompileError
 from reference_agent.kernel.support import cgroup_id
@@ -24,6 +25,11 @@ UNREPRESENTABLE = file_policy([{"name": "deep", "targetFilePath": ("/a/**/b/**/c
                               [{"match": ["deep"], "actions": ["log"]}])
 
 
+def _files(values) -> list[FileActivity]:
+    """The file activities of a poll (the sandbox child's exit is a process lifecycle value)."""
+    return [v for v in values if isinstance(v, FileActivity)]
+
+
 def _write(path: str):
     return lambda: os.close(os.open(path, os.O_WRONLY))
 
@@ -35,22 +41,22 @@ def test_policy_switch_refusal_and_names(bpf_lsm, sandbox):  # noqa: F811
     try:
         backend.apply_policy(BLOCK_ETC, {cgid: frozenset({"etc"})})
         assert _in_sandbox(cgroup, root, _write("/etc/passwd"))[1] == errno.EPERM
-        [a] = backend.poll(0.1)
+        [a] = _files(backend.poll(0.1))
         assert (a.selectors, a.blocked) == (("etc",), True)
 
         backend.apply_policy(LOG_ETC, {cgid: frozenset({"first", "etc-log"})})
         assert _in_sandbox(cgroup, root, _write("/etc/passwd"))[1] == 0
-        [a] = backend.poll(0.1)
+        [a] = _files(backend.poll(0.1))
         assert (a.selectors, a.actions, a.blocked) == (("etc-log",), frozenset({"log"}), False)
 
         with pytest.raises(CompileError):
             backend.apply_policy(UNREPRESENTABLE, {cgid: frozenset({"deep"})})
         assert _in_sandbox(cgroup, root, _write("/etc/passwd"))[1] == 0
-        assert [a.selectors for a in backend.poll(0.1)] == [("etc-log",)], "the loaded policy stays"
+        assert [a.selectors for a in _files(backend.poll(0.1))] == [("etc-log",)], "the loaded policy stays"
 
         backend.apply_policy(BLOCK_ETC, {})  # the container went away: nothing applies (D15)
         assert _in_sandbox(cgroup, root, _write("/etc/passwd"))[1] == 0
-        assert backend.poll(0.05) == []
+        assert _files(backend.poll(0.05)) == []
     finally:
         backend.close()
 
@@ -75,7 +81,7 @@ def test_poll_in_one_thread_while_policies_switch_in_another(bpf_lsm, sandbox): 
 
         def poller() -> None:
             while not stop.is_set():
-                got.extend(a.selectors for a in backend.poll(0.02))
+                got.extend(a.selectors for a in _files(backend.poll(0.02)))
 
         thread = threading.Thread(target=poller)
         thread.start()
@@ -87,7 +93,7 @@ def test_poll_in_one_thread_while_policies_switch_in_another(bpf_lsm, sandbox): 
             expected.append(("a-etc",) if i % 2 == 0 else ("b-etc",))
         stop.set()
         thread.join()
-        got.extend(a.selectors for a in backend.poll(0))
+        got.extend(a.selectors for a in _files(backend.poll(0)))
         assert got == expected
     finally:
         stop.set()

@@ -1,0 +1,186 @@
+"""The policy → BPF-map compiler for the process section (bpf/process_hooks.bpf.c).
+
+Per operation the kernel decides: operation bit (D5), processExecutable / processName /
+sessionLeaderExecutable as path patterns (D11, D16: a name `n` is the pattern `**/n` on the
+executable, i.e. its basename), processUserId (a map uid -> selectors), processUserName (a map
+(container, uid) -> selectors: names come from the container's own /etc/passwd, resolved here),
+sessionLeaderInteractive (two masks), and the responses (D22). The static conditions (image,
+orchestrator) are decided here once per container by the reference evaluator itself, as
+compiler.py does for files.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from reference_agent.kernel import abi, process_abi
+from reference_agent.kernel.compiler import (
+    MAX_DOUBLE_SLASH_GLOBSTARS,
+    CompileError,
+    pattern_tokens,
+)
+from reference_agent.policy.matcher import selector_matches
+from reference_agent.policy.model import Policy, Section, Selector
+from reference_agent.policy.operation import Container, Operation, Orchestrator, Process
+
+_SETS = process_abi.PatternSet
+
+
+@dataclass(frozen=True)
+class CompiledProcessPolicy:
+    names: tuple[str, ...]  # selector names by bit (= policy order)
+    policy: process_abi.ProcessPolicy
+    patterns: tuple[tuple[abi.PathPattern, ...], ...]  # per pattern set (process_abi.PatternSet)
+    responses: tuple[abi.Response, ...]
+    user_ids: Mapping[int, int]  # uid -> selectors whose processUserId lists it
+    user_names: Mapping[str, int]  # user name -> selectors whose processUserName lists it
+    static_selectors: tuple[Selector, ...]
+
+    def container_mask(self, container: Container | None, orchestrator: Orchestrator | None = None) -> int:
+        """Bit i set when selector i's image/orchestrator conditions hold (0 for the host, D15)."""
+        if container is None:
+            return 0
+        probe = Operation(kind="process", operation="exec", container=container, orchestrator=orchestrator,
+                          process=Process())
+        mask = 0
+        for bit, selector in enumerate(self.static_selectors):
+            if selector_matches(selector, probe):
+                mask |= 1 << bit
+        return mask
+
+    def user_name_masks(self, accounts: Mapping[int, str]) -> dict[int, int]:
+        """uid -> processUserName selectors, for a container whose /etc/passwd is `accounts`."""
+        out = {}
+        for uid, name in accounts.items():
+            mask = self.user_names.get(name, 0)
+            if mask and 0 <= uid < 2**32:
+                out[uid] = mask
+        return out
+
+    def selector_names(self, mask: int) -> tuple[str, ...]:
+        return tuple(name for bit, name in enumerate(self.names) if mask >> bit & 1)
+
+
+def _static_only(selector: Selector) -> Selector:
+    return dataclasses.replace(
+        selector, operations=frozenset(), processExecutable=(), processName=(), processUserName=(),
+        processUserId=(), sessionLeaderInteractive=None, sessionLeaderExecutable=(),
+    )
+
+
+def _path_tokens(selector: Selector, field: str, pattern: str) -> list[bytes]:
+    if pattern.count("/**/") > MAX_DOUBLE_SLASH_GLOBSTARS:
+        raise CompileError(f"selector {selector.name}: {field} {pattern!r} has more than "
+                           f"{MAX_DOUBLE_SLASH_GLOBSTARS} '/**/' (the kernel matcher expands each into two patterns)")
+    if any(b in (0, 1, 2) for b in pattern.encode()):
+        raise CompileError(f"selector {selector.name}: {field} {pattern!r} has a control byte 0x00-0x02")
+    return pattern_tokens(pattern)
+
+
+def _name_tokens(selector: Selector, name: str) -> list[bytes]:
+    """D16: processName `n` = the executable's basename is `n` = the path matches `**/n`. A
+    name with a `/` is no basename: it matches nothing (no pattern)."""
+    raw = name.encode()
+    if any(b in (0, 1, 2) for b in raw):
+        raise CompileError(f"selector {selector.name}: processName {name!r} has a control byte 0x00-0x02")
+    if b"/" in raw or not raw:
+        return []
+    return [bytes([abi.Token.D4C_TOKEN_GLOBSTAR, ord("/")]) + raw]
+
+
+def _uid(value: str) -> int | None:
+    """The uid a processUserId value names, or None when it can never equal a kernel uid's
+    decimal string (the reference evaluator compares strings: "00" is not "0")."""
+    if not value.isdigit() or not value.isascii() or str(int(value)) != value:
+        return None
+    uid = int(value)
+    return uid if uid < 2**32 else None
+
+
+def compile_process_section(policy: Policy) -> CompiledProcessPolicy:
+    """Compile the process section of a validated policy (an absent section compiles to nothing)."""
+    section: Section | None = policy.process
+    selectors = section.selectors if section else ()
+    responses = section.responses if section else ()
+    if len(selectors) > abi.D4C_MAX_SELECTORS or len(responses) > abi.D4C_MAX_RESPONSES:
+        raise CompileError(f"more than {abi.D4C_MAX_SELECTORS} selectors or responses (D26)")
+
+    pol = process_abi.ProcessPolicy()
+    sets: list[dict[bytes, int]] = [{} for _ in range(process_abi.D4C_PATTERN_SETS)]
+    user_ids: dict[int, int] = {}
+    user_names: dict[str, int] = {}
+    for bit, sel in enumerate(selectors):
+        me = 1 << bit
+        for op_name, op_bit in process_abi.PROCESS_OP_BITS.items():
+            if not sel.operations or op_name in sel.operations:
+                pol.op_selectors[op_bit.bit_length() - 1] |= me
+        conditions = (
+            (_SETS.D4C_SET_EXECUTABLE, "processExecutable", sel.processExecutable),
+            (_SETS.D4C_SET_LEADER, "sessionLeaderExecutable", sel.sessionLeaderExecutable),
+        )
+        for set_index, field, patterns in conditions:
+            if patterns:
+                pol.set_selectors[set_index] |= me
+            for pattern in patterns:
+                for tokens in _path_tokens(sel, field, pattern):
+                    if len(tokens) >= abi.D4C_PATTERN_MAX:
+                        raise CompileError(f"selector {sel.name}: {field} {pattern!r} is too long for the kernel")
+                    sets[set_index][tokens] = sets[set_index].get(tokens, 0) | me
+        if sel.processName:
+            pol.set_selectors[_SETS.D4C_SET_NAME] |= me
+            for name in sel.processName:
+                for tokens in _name_tokens(sel, name):
+                    if len(tokens) >= abi.D4C_PATTERN_MAX:
+                        raise CompileError(f"selector {sel.name}: processName {name!r} is too long for the kernel")
+                    sets[_SETS.D4C_SET_NAME][tokens] = sets[_SETS.D4C_SET_NAME].get(tokens, 0) | me
+        if sel.processUserId:
+            pol.user_id_selectors |= me
+            for value in sel.processUserId:
+                uid = _uid(value)
+                if uid is not None:
+                    user_ids[uid] = user_ids.get(uid, 0) | me
+        if sel.processUserName:
+            pol.user_name_selectors |= me
+            for name in sel.processUserName:
+                user_names[name] = user_names.get(name, 0) | me
+        if sel.sessionLeaderInteractive is True:
+            pol.interactive_true |= me
+        elif sel.sessionLeaderInteractive is False:
+            pol.interactive_false |= me
+    for set_index, by_tokens in enumerate(sets):
+        if len(by_tokens) > abi.D4C_MAX_PATTERNS:
+            raise CompileError(f"{len(by_tokens)} distinct {_SETS(set_index).name} patterns; "
+                               f"the kernel holds at most {abi.D4C_MAX_PATTERNS}")
+        pol.n_patterns[set_index] = len(by_tokens)
+
+    patterns = []
+    for by_tokens in sets:
+        entries = []
+        for tokens, mask in by_tokens.items():
+            entry = abi.PathPattern(selectors=mask, len=len(tokens))
+            entry.tokens[: len(tokens)] = tokens
+            entries.append(entry)
+        patterns.append(tuple(entries))
+    bit_of = {sel.name: 1 << bit for bit, sel in enumerate(selectors)}
+    compiled_responses = []
+    for r in responses:
+        actions = 0
+        for action in r.actions:
+            actions |= abi.ACTION_BITS[action]
+        compiled_responses.append(abi.Response(
+            match=sum(bit_of[n] for n in set(r.match)),
+            exclude=sum(bit_of[n] for n in set(r.exclude)),
+            actions=actions,
+        ))
+    pol.n_responses = len(compiled_responses)
+    return CompiledProcessPolicy(
+        names=tuple(sel.name for sel in selectors),
+        policy=pol,
+        patterns=tuple(patterns),
+        responses=tuple(compiled_responses),
+        user_ids=user_ids,
+        user_names=user_names,
+        static_selectors=tuple(_static_only(sel) for sel in selectors),
+    )

@@ -1,0 +1,273 @@
+"""Loads bpf/build/process_hooks.bpf.o, fills its maps from a compiled process policy, attaches
+its programs, registers containers and decodes its ring buffer into ProcessLifecycle and
+ProcessActivity values.
+
+Like FileEnforcer: two policy slots, the idle one written, then `active_policy` flipped. Unlike
+it, a container with no applicable selector stays registered (mask 0): its tasks' lifecycle is
+still reported (the agent's process table, D20). Registering a container also reads its
+/etc/passwd (processUserName is per container) and seeds `exe_paths` with its processes'
+executables (those that exec'd before the programs were attached: session leaders for
+sessionLeaderExecutable, and exit records).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import select
+import struct
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from typing import Self
+
+from reference_agent.activity import ProcessActivity, ProcessLifecycle
+from reference_agent.kernel import abi, process_abi
+from reference_agent.kernel.file_enforcer import StartTimes
+from reference_agent.kernel.libbpf import BpfError, BpfObject, RingBuffer
+from reference_agent.kernel.process_compiler import CompiledProcessPolicy
+from reference_agent.kernel.process_records import (
+    decode_process_event,
+    process_record_slot,
+)
+from reference_agent.kernel.records import container_view_executable
+from reference_agent.kernel.support import bpf_object_path
+from reference_agent.policy.operation import Container, Orchestrator
+from reference_agent.processes.names import parse_id_file
+
+_U32 = struct.Struct("<I")
+_U64 = struct.Struct("<Q")
+_CLK_TCK = os.sysconf("SC_CLK_TCK")
+_CGROUP_ROOT = "/sys/fs/cgroup"
+_BPF_NOEXIST = 1
+
+
+def _cgroup_id_of(pid: str, proc: str) -> int | None:
+    """The cgroup v2 id (the cgroup directory's inode) of a process, None when unreadable."""
+    try:
+        with open(f"{proc}/{pid}/cgroup", "rb") as f:
+            for line in f.read().decode(errors="replace").splitlines():
+                if line.startswith("0::"):
+                    return os.stat(_CGROUP_ROOT + line[3:]).st_ino
+    except OSError:
+        return None
+    return None
+
+
+def cgroup_processes(cgroup_id: int, proc: str = "/proc") -> Iterator[int]:
+    """Thread-group ids of the processes in a cgroup (by scanning /proc)."""
+    try:
+        pids = [p for p in os.listdir(proc) if p.isdigit()]
+    except OSError:
+        return
+    for pid in pids:
+        if _cgroup_id_of(pid, proc) == cgroup_id:
+            yield int(pid)
+
+
+def read_accounts(pid: int) -> dict[int, str]:
+    """uid -> user name from the /etc/passwd of `pid`'s root (its container's own accounts)."""
+    try:
+        fd = os.open(f"/proc/{pid}/root/etc/passwd", os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return {}
+    with os.fdopen(fd, "rb") as f:
+        return parse_id_file(f.read(4 << 20).decode(errors="replace"))
+
+
+def _start_time_ns(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read().decode(errors="replace")
+    except OSError:
+        return 0
+    fields = stat[stat.rfind(")") + 2:].split()
+    return int(fields[19]) * 1_000_000_000 // _CLK_TCK  # field 22: starttime, clock ticks
+
+
+class ProcessEnforcer:
+    """One loaded process_hooks object. Use as a context manager; `close()` detaches."""
+
+    def __init__(self, compiled: CompiledProcessPolicy, object_path: str | None = None) -> None:
+        self.compiled = compiled
+        self._slot = 0
+        self._masks: dict[int, int] = {}  # cgroup id -> selector mask in the live slot (0 kept)
+        self._facts: dict[int, tuple[Container, Orchestrator | None]] = {}
+        self._accounts: dict[int, dict[int, str]] = {}  # cgroup id -> its /etc/passwd
+        self._user_keys: set[tuple[int, int, int]] = set()  # (cgroup, uid, slot) in user_names
+        self._values: list[ProcessLifecycle | ProcessActivity] = []
+        self._lock = threading.RLock()
+        self._names: list[tuple[str, ...]] = [compiled.names, ()]
+        t0 = time.perf_counter()
+        self.obj = BpfObject(object_path or bpf_object_path("process_hooks"))
+        t1 = time.perf_counter()
+        try:
+            self.obj.load()
+            t2 = time.perf_counter()
+            self._write_policy(self._slot, compiled)
+            self.obj.attach_all()
+            t3 = time.perf_counter()
+            self.ring = RingBuffer(self.obj.map("process_events"), self._on_record)
+        except BaseException:
+            self.obj.close()
+            raise
+        self.times = StartTimes(open_s=t1 - t0, load_s=t2 - t1, attach_s=t3 - t2)
+
+    # -- policy ------------------------------------------------------------------------------
+
+    def _write_policy(self, slot: int, c: CompiledProcessPolicy) -> None:
+        self.obj.map("process_policy").update(_U32.pack(slot), bytes(c.policy))
+        patterns = self.obj.map("process_patterns")
+        for set_index, entries in enumerate(c.patterns):
+            base = (slot * process_abi.D4C_PATTERN_SETS + set_index) * abi.D4C_MAX_PATTERNS
+            for i, pattern in enumerate(entries):
+                patterns.update(_U32.pack(base + i), bytes(pattern))
+        responses = self.obj.map("responses")
+        for i, response in enumerate(c.responses):
+            responses.update(_U32.pack(slot * abi.D4C_MAX_RESPONSES + i), bytes(response))
+        user_ids = self.obj.map("user_ids")
+        for key in user_ids.keys():  # noqa: SIM118 - a BPF map, not a dict
+            if process_abi.UserIdKey.from_buffer_copy(key).slot == slot:
+                user_ids.delete(key)
+        for uid, mask in c.user_ids.items():
+            user_ids.update(bytes(process_abi.UserIdKey(uid=uid, slot=slot)), _U64.pack(mask))
+
+    def _write_user_names(self, cgroup_id: int, slot: int, compiled: CompiledProcessPolicy) -> None:
+        table = self.obj.map("user_names")
+        for key in [k for k in self._user_keys if k[0] == cgroup_id and k[2] == slot]:
+            table.delete(bytes(process_abi.UserNameKey(cgroup_id=key[0], uid=key[1], slot=key[2])))
+            self._user_keys.discard(key)
+        if not compiled.user_names:
+            return
+        for uid, mask in compiled.user_name_masks(self._accounts.get(cgroup_id, {})).items():
+            table.update(bytes(process_abi.UserNameKey(cgroup_id=cgroup_id, uid=uid, slot=slot)), _U64.pack(mask))
+            self._user_keys.add((cgroup_id, uid, slot))
+
+    def set_policy(self, compiled: CompiledProcessPolicy, masks: Mapping[int, int] | None = None) -> None:
+        """Switch policy atomically for the hooks. `masks` (cgroup id -> selector bits, every
+        registered container, 0 included) defaults to recomputing from add_container facts."""
+        with self._lock:
+            if masks is None:
+                masks = {cgid: compiled.container_mask(*facts) for cgid, facts in self._facts.items()}
+            new = 1 - self._slot
+            self.ring.consume()  # records of the slot about to be overwritten, named while we can
+            self._write_policy(new, compiled)
+            self._names[new] = compiled.names
+            for cgid in masks:
+                self._learn(cgid)
+                self._write_user_names(cgid, new, compiled)
+            table = self.obj.map("container_selectors")
+            for cgid in set(self._masks) | set(masks):
+                value = abi.ContainerSelectors()
+                value.selectors[self._slot] = self._masks.get(cgid, 0)
+                value.selectors[new] = masks.get(cgid, 0)
+                table.update(_U64.pack(cgid), bytes(value))
+            self.obj.map("active_policy").update(_U32.pack(0), _U32.pack(new))
+            for cgid in set(self._masks) - set(masks):
+                self._forget(cgid)
+            self._slot = new
+            self.compiled = compiled
+            self._masks = dict(masks)
+
+    # -- containers --------------------------------------------------------------------------
+
+    def _learn(self, cgroup_id: int) -> None:
+        """First sight of a container: its accounts, and its processes' executables."""
+        if cgroup_id in self._accounts:
+            return
+        accounts: dict[int, str] = {}
+        exe_paths = self.obj.map("exe_paths")
+        for pid in cgroup_processes(cgroup_id):
+            if not accounts:
+                accounts = read_accounts(pid)
+            exe = container_view_executable(pid)
+            if not exe:
+                continue
+            value = process_abi.ExePath(start_time_ns=_start_time_ns(pid))
+            raw = exe.encode("utf-8", "surrogateescape")[: abi.D4C_PATH_MAX - 1]
+            value.path_len = len(raw)
+            value.path = raw
+            try:
+                exe_paths.update(_U32.pack(pid), bytes(value), flags=_BPF_NOEXIST)
+            except BpfError as exc:
+                if exc.errno != errno.EEXIST:  # EEXIST: the kernel's own entry, newer
+                    raise
+        self._accounts[cgroup_id] = accounts
+
+    def _forget(self, cgroup_id: int) -> None:
+        self.obj.map("container_selectors").delete(_U64.pack(cgroup_id))
+        table = self.obj.map("user_names")
+        for key in [k for k in self._user_keys if k[0] == cgroup_id]:
+            table.delete(bytes(process_abi.UserNameKey(cgroup_id=key[0], uid=key[1], slot=key[2])))
+            self._user_keys.discard(key)
+        self._accounts.pop(cgroup_id, None)
+        self._masks.pop(cgroup_id, None)
+
+    def set_container_mask(self, cgroup_id: int, mask: int) -> None:
+        """Register a container's cgroup with its selector bits (0 = registered, nothing applies)."""
+        with self._lock:
+            self._learn(cgroup_id)
+            self._write_user_names(cgroup_id, self._slot, self.compiled)
+            value = abi.ContainerSelectors()
+            value.selectors[self._slot] = mask
+            self.obj.map("container_selectors").update(_U64.pack(cgroup_id), bytes(value))
+            self._masks[cgroup_id] = mask
+
+    def add_container(self, cgroup_id: int, container: Container, orchestrator: Orchestrator | None = None) -> int:
+        with self._lock:
+            self._facts[cgroup_id] = (container, orchestrator)
+            mask = self.compiled.container_mask(container, orchestrator)
+            self.set_container_mask(cgroup_id, mask)
+            return mask
+
+    def remove_container(self, cgroup_id: int) -> None:
+        with self._lock:
+            self._facts.pop(cgroup_id, None)
+            self._forget(cgroup_id)
+
+    def refresh_accounts(self, cgroup_id: int) -> None:
+        """Re-read a container's /etc/passwd (e.g. after useradd in it)."""
+        with self._lock:
+            self._accounts.pop(cgroup_id, None)
+            self._learn(cgroup_id)
+            self._write_user_names(cgroup_id, self._slot, self.compiled)
+
+    # -- events ------------------------------------------------------------------------------
+
+    def _on_record(self, raw: bytes) -> None:
+        self._values.append(decode_process_event(raw, self._names[process_record_slot(raw)]))
+
+    def poll(self, timeout_ms: int = 0) -> list[ProcessLifecycle | ProcessActivity]:
+        if timeout_ms > 0:
+            select.select([self.ring.fileno()], [], [], timeout_ms / 1000)
+        return self.drain()
+
+    def drain(self) -> list[ProcessLifecycle | ProcessActivity]:
+        with self._lock:
+            self.ring.consume()
+            out, self._values = self._values, []
+            return out
+
+    def fileno(self) -> int:
+        return self.ring.fileno()
+
+    def stats(self) -> dict[str, int]:
+        stats = self.obj.map("process_stats")
+        out = {}
+        for stat in process_abi.ProcessStat:
+            if stat is process_abi.ProcessStat.D4C_PSTAT_COUNT:
+                continue
+            raw = stats.lookup(_U32.pack(int(stat)))
+            out[stat.name.removeprefix("D4C_PSTAT_").lower()] = _U64.unpack(raw)[0] if raw else 0
+        return out
+
+    def close(self) -> None:
+        if getattr(self, "ring", None) is not None:
+            self.ring.close()
+        self.obj.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
