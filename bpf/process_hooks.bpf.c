@@ -543,6 +543,8 @@ int BPF_PROG(d4c_bprm_creds_for_exec, struct linux_binprm *bprm, int ret)
 		ev->blocked = 1;
 		output(ev);
 		stat_add(D4C_PSTAT_BLOCKS);
+		/* The process keeps its image: make sure exe_paths knows it (its exit record). */
+		current_exe(sc, task);
 		return -EPERM;
 	}
 	/* Allowed: sched_process_exec reports the exec (lifecycle, then activity) with this

@@ -175,10 +175,10 @@ class ProcessEnforcer:
         """First sight of a container: its accounts, and its processes' executables."""
         if cgroup_id in self._accounts:
             return
-        accounts: dict[int, str] = {}
+        accounts: dict[int, str] | None = None
         exe_paths = self.obj.map("exe_paths")
         for pid in cgroup_processes(cgroup_id):
-            if not accounts:
+            if accounts is None:
                 accounts = read_accounts(pid)
             exe = container_view_executable(pid)
             if not exe:
@@ -192,7 +192,8 @@ class ProcessEnforcer:
             except BpfError as exc:
                 if exc.errno != errno.EEXIST:  # EEXIST: the kernel's own entry, newer
                     raise
-        self._accounts[cgroup_id] = accounts
+        if accounts is not None:  # else no process yet: learnt at the next registration
+            self._accounts[cgroup_id] = accounts
 
     def _forget(self, cgroup_id: int) -> None:
         self.obj.map("container_selectors").delete(_U64.pack(cgroup_id))
@@ -224,6 +225,13 @@ class ProcessEnforcer:
         with self._lock:
             self._facts.pop(cgroup_id, None)
             self._forget(cgroup_id)
+
+    def set_accounts(self, cgroup_id: int, accounts: Mapping[int, str]) -> None:
+        """Give a container's uid -> user name table directly (instead of its /etc/passwd)."""
+        with self._lock:
+            self._accounts[cgroup_id] = dict(accounts)
+            if cgroup_id in self._masks:
+                self._write_user_names(cgroup_id, self._slot, self.compiled)
 
     def refresh_accounts(self, cgroup_id: int) -> None:
         """Re-read a container's /etc/passwd (e.g. after useradd in it)."""
