@@ -12,9 +12,19 @@ outputs, around a kernel backend.
 `run_agent()` below does exactly that with the error handling (one line per problem, exit
 codes, no traceback) given a backend factory.
 
-The kernel side implements `KernelBackend`. Optionally it may also offer
-`ancestry(task: TaskInfo) -> Ancestry | None` (its process table): process.parent/…_leader.*
-fields are then filled; without it they are omitted, never invented.
+The kernel side implements `KernelBackend`. Its poll() yields FileActivity, ProcessActivity
+and ProcessLifecycle values (/work/coord/process-seam.md). The agent owns the process table
+(reference_agent.processes.ProcessTable, seeded from /proc at start) and the D20 EndLedger:
+
+- a ProcessLifecycle (fork/exec/exit of a container task) updates the table and writes nothing
+  by itself; an exit whose process had a fork/exec event written gets its `end` documents,
+  exactly once, in the streams of the events it closes;
+- every document's process.parent/session_leader/entry_leader/group_leader.* come from the
+  table, an exec's process.previous is the image the table had before, and an executable the
+  kernel side could not read ("") is the table's (short-lived processes leave /proc before
+  their event is decoded);
+- a task the table does not know is learnt late from /proc or from the kernel's own view;
+  what neither tells is omitted, never invented.
 """
 
 from __future__ import annotations
@@ -25,11 +35,18 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, Protocol, TextIO
 
-from reference_agent.activity import Ancestry, FileActivity, ProcessActivity, TaskInfo
+from reference_agent.activity import (
+    Ancestry,
+    FileActivity,
+    ProcessActivity,
+    ProcessLifecycle,
+    TaskInfo,
+)
 from reference_agent.config import (
     EXIT_BAD_CONFIG,
     AgentConfig,
@@ -53,6 +70,7 @@ from reference_agent.metadata.scoping import container_masks
 from reference_agent.metadata.users import UserNames
 from reference_agent.outputs import BulkShipper, NdjsonWriter
 from reference_agent.policy import Policy
+from reference_agent.processes import EndLedger, ProcessTable
 from reference_agent.reload import LoadedPolicy, PolicyHolder, PolicyRejected
 
 log = logging.getLogger(__name__)
@@ -61,6 +79,12 @@ READY_FILE = ".ready"
 EXIT_BAD_POLICY = 1  # also: cannot start (docker, BPF)
 
 Activity = FileActivity | ProcessActivity
+Polled = FileActivity | ProcessActivity | ProcessLifecycle
+
+END_TRACE_POINT = "sched_process_exit"  # cloud_defend.trace_point of the end events (D20)
+# Lost exits (ring buffer full) leave processes in the table and debts in the ledger; /proc is
+# compared with the table this often to close them (one walk of the table's live pids).
+RECONCILE_INTERVAL_S = 60.0
 
 
 class KernelBackend(Protocol):
@@ -71,8 +95,9 @@ class KernelBackend(Protocol):
         containers come and go. May be called from the policy-watcher or docker-events thread
         while poll() runs in the main thread (calls to apply_policy itself are serialised)."""
 
-    def poll(self, timeout: float) -> Iterable[Activity]:
-        """Activities decoded from the ring buffer, waiting at most `timeout` seconds."""
+    def poll(self, timeout: float) -> Iterable[Polled]:
+        """Values decoded from the ring buffers, waiting at most `timeout` seconds; in kernel
+        timestamp order, a fork/exec's ProcessLifecycle before its ProcessActivity."""
 
     def close(self) -> None: ...
 
@@ -82,8 +107,13 @@ class Agent:
                  docker_client: Any = None, containers: ContainerCache | None = None,
                  host: HostFacts | None = None, clock: BootClock | None = None,
                  stdout: TextIO | None = None, shipper: BulkShipper | None = None,
-                 watch_interval: float = 1.0,
+                 watch_interval: float = 1.0, processes: ProcessTable | None = None,
+                 process_table: bool = True, ledger: EndLedger | None = None,
+                 reconcile_interval: float = RECONCILE_INTERVAL_S,
                  ancestry: Callable[[TaskInfo], Ancestry | None] | None = None) -> None:
+        """`processes`: the process table to use (tests give one over a fake /proc); None =
+        start() builds one over this host's /proc and seeds it, unless `process_table` is
+        False. `ancestry` overrides where relatives come from (tests; the table otherwise)."""
         self.config = config
         self.backend = backend
         self.policy = PolicyHolder(policy_path, self._apply)
@@ -100,9 +130,12 @@ class Agent:
         self._stdout = stdout if stdout is not None else (sys.stdout if config.stdout else None)
         self._shipper = shipper
         self._watch_interval = watch_interval
-        # The process table (reference_agent.processes.ProcessTable.ancestry), given directly
-        # or offered by the backend; neither = relatives omitted.
-        self._ancestry = ancestry if ancestry is not None else getattr(backend, "ancestry", None)
+        self.processes = processes
+        self._want_table = process_table
+        self.ledger = ledger if ledger is not None else EndLedger()
+        self._reconcile_interval = reconcile_interval
+        self._last_reconcile = time.monotonic()
+        self._ancestry = ancestry
         self._apply_lock = threading.Lock()
         self._stop = threading.Event()
         self.ctx: EventContext | None = None
@@ -124,6 +157,8 @@ class Agent:
             self._shipper = BulkShipper(cfg.elasticsearch_url, cfg.output_dir, cfg.state_dir)
         on_write = self._shipper.wake if self._shipper is not None else None
         self.writer = NdjsonWriter(cfg.output_dir, stdout=self._stdout, on_write=on_write)
+        if self.processes is None and self._want_table:
+            self.processes = self._seeded_table()
         # Containers first: the first policy is applied with every running container's mask.
         self.containers.refresh()
         loaded = self.policy.load_initial()
@@ -164,6 +199,18 @@ class Agent:
         if self._shipper is not None:
             self._shipper.close()
 
+    def _seeded_table(self) -> ProcessTable | None:
+        """This host's process table, seeded from /proc before the policy is applied (so a
+        process whose fork predates the agent is known by the first event)."""
+        assert self.ctx is not None
+        try:
+            table = ProcessTable(self.ctx.agent.id, entity_ids=self.ctx.entity_id)
+            table.seed()
+        except (OSError, ValueError) as exc:  # no /proc or cgroup2: relatives are omitted
+            log.warning("process table disabled: %s: %s", type(exc).__name__, exc)
+            return None
+        return table
+
     # -- policy and containers -------------------------------------------------------------
 
     def _masks(self, policy: Policy) -> dict[int, frozenset[str]]:
@@ -186,33 +233,176 @@ class Agent:
     def step(self, timeout: float) -> int:
         """Poll the backend once and write every resulting document; returns how many."""
         written = 0
-        for activity in self.backend.poll(timeout):
-            for doc in self.documents_for(activity):
-                try:
-                    self.writer.write(doc.data_stream, doc.nested())
-                except OSError as exc:  # disk full, directory gone: keep enforcing, count the loss
-                    self.documents_dropped += 1
-                    log.error("cannot write a %s document: %s", doc.data_stream, exc)
-                    continue
-                written += 1
+        for value in self.backend.poll(timeout):
+            for doc in self._documents_of(value):
+                written += self._write(doc)
+        if self.processes is not None and time.monotonic() - self._last_reconcile >= self._reconcile_interval:
+            self._last_reconcile = time.monotonic()
+            for doc in self.reconcile():
+                written += self._write(doc)
         self.documents_written += written
         return written
 
+    def _write(self, doc: Document) -> int:
+        assert self.writer is not None, "start() first"
+        try:
+            self.writer.write(doc.data_stream, doc.nested())
+        except OSError as exc:  # disk full, directory gone: keep enforcing, count the loss
+            self.documents_dropped += 1
+            log.error("cannot write a %s document: %s", doc.data_stream, exc)
+            return 0
+        return 1
+
+    def _documents_of(self, value: Polled) -> list[Document]:
+        """One polled value -> its documents; a bad value is logged and dropped, never fatal."""
+        try:
+            if isinstance(value, ProcessLifecycle):
+                return self.on_lifecycle(value)
+            return self.documents_for(value)
+        except Exception:  # a bug on one value must not stop enforcement's reporting
+            log.exception("dropping %s", type(value).__name__)
+            return []
+
+    # -- process lifecycle (table, D20 ends) --------------------------------------------------
+
+    def on_lifecycle(self, lc: ProcessLifecycle) -> list[Document]:
+        """Apply a fork/exec/exit to the process table; the `end` documents an exit owes (D20)."""
+        table = self.processes
+        if table is None:
+            return []
+        task = lc.task
+        if lc.kind == "fork":
+            table.on_fork(task)
+        elif lc.kind == "exec":
+            # An unknown pid is learnt there, with no process.previous: /proc already shows the
+            # new image, so the one before is unknown (never guessed).
+            table.on_exec(task.pid, task.executable, lc.args, task=task)
+        elif lc.kind == "exit":
+            return self._exit(lc)
+        else:
+            log.error("unknown process lifecycle kind %r (pid %d)", lc.kind, task.pid)
+        return []
+
+    def _exit(self, lc: ProcessLifecycle) -> list[Document]:
+        assert self.ctx is not None and self.processes is not None
+        table, task = self.processes, lc.task
+        owed = self.ledger.settle(self.ctx.entity_id(task.pid, task.start_time_ns))
+        documents: list[Document] = []
+        if owed is not None:
+            # Built before on_exit: the table forgets the process (and maybe its relatives).
+            image = table.image(task)
+            if image is not None and image.executable:
+                task = dataclasses.replace(task, executable=image.executable)
+            end = ProcessActivity(operation="end", selectors=owed.selectors, actions=owed.actions,
+                                  blocked=False, task=task, timestamp_ns=lc.timestamp_ns,
+                                  args=image.args if image is not None else (), trace_point=END_TRACE_POINT)
+            documents = self._build(end)
+        table.on_exit(task.pid, end_ns=lc.timestamp_ns, start_ns=task.start_time_ns)
+        return documents
+
+    def reconcile(self) -> list[Document]:
+        """End what the table holds but /proc no longer shows (exits lost by the ring buffer),
+        with the end documents still owed for them (D20), stamped now."""
+        assert self.ctx is not None
+        if self.processes is None:
+            return []
+        documents: list[Document] = []
+        now = time.clock_gettime_ns(time.CLOCK_BOOTTIME)
+        for facts in self.processes.reconcile():
+            owed = self.ledger.settle(facts.entity_id)
+            if owed is None:
+                continue
+            described = facts.process
+            boot_start = described.start_ns - self.processes.boot_time_ns
+            task = TaskInfo(pid=described.pid, tid=described.pid, ppid=facts.parent.pid if facts.parent else 0,
+                            uid=described.user_id, gid=described.group_id, cgroup_id=facts.cgroup_id, comm="",
+                            executable=described.executable or "", start_time_ns=boot_start,
+                            tty=described.interactive)
+            end = ProcessActivity(operation="end", selectors=owed.selectors, actions=owed.actions, blocked=False,
+                                  task=task, timestamp_ns=now, args=described.args, trace_point=END_TRACE_POINT)
+            documents.extend(self._build(end, ancestry=None))
+        return documents
+
+    # -- activities -> documents -------------------------------------------------------------
+
     def documents_for(self, activity: Activity) -> list[Document]:
+        """The documents of one file or process activity; notes emitted fork/exec for D20."""
         assert self.ctx is not None, "start() first"
+        if isinstance(activity, ProcessActivity) and activity.operation in ("fork", "exec"):
+            activity = self._with_process_facts(activity)
+        elif self.processes is not None and not activity.task.executable:
+            # Short-lived processes are gone from /proc at decode time: the table saw their exec.
+            self._know(activity.task)
+            image = self.processes.image(activity.task)
+            if image is not None and image.executable:
+                activity = dataclasses.replace(
+                    activity, task=dataclasses.replace(activity.task, executable=image.executable))
+        documents = self._build(activity)
+        # D20: this process's end is owed. A blocked fork created no process (its task is the
+        # parent): nothing ends because of it. A blocked exec's process lives on.
+        if (documents and isinstance(activity, ProcessActivity) and activity.operation in ("fork", "exec")
+                and not (activity.blocked and activity.operation == "fork")):
+            task = activity.task
+            self.ledger.note_emitted(self.ctx.entity_id(task.pid, task.start_time_ns), task.pid,
+                                     activity.selectors, activity.actions)
+        return documents
+
+    def _know(self, task: TaskInfo) -> None:
+        """Learn a task the table missed (never raises: relatives are optional)."""
+        if self.processes is None or self.processes.knows(task):
+            return
+        try:
+            self.processes.learn(task)
+        except (OSError, ValueError) as exc:
+            log.warning("pid %d unknown to the process table: %s", task.pid, exc)
+
+    def _with_process_facts(self, activity: ProcessActivity) -> ProcessActivity:
+        """A fork/exec activity completed from the table: executable, args, process.previous."""
+        table = self.processes
+        if table is None:
+            return activity
+        task = activity.task
+        self._know(task)
+        image = table.image(task)
+        changes: dict[str, Any] = {}
+        if image is not None:
+            if not task.executable and image.executable:
+                changes["task"] = dataclasses.replace(task, executable=image.executable)
+            if not activity.args and image.args and not (activity.operation == "exec" and activity.blocked):
+                changes["args"] = image.args  # a fork's child runs its parent's program and args
+        if activity.operation == "exec" and activity.previous_executable is None:
+            # Applied exec: the table moved the old image to `previous`. Blocked exec: the
+            # process still runs the image that attempted it.
+            previous = image if activity.blocked else table.previous_image(task)
+            if previous is not None and previous.executable is not None:
+                changes["previous_executable"] = previous.executable
+                changes["previous_args"] = previous.args
+        return dataclasses.replace(activity, **changes) if changes else activity
+
+    def _build(self, activity: Activity, *, ancestry: Ancestry | None | bool = True) -> list[Document]:
+        assert self.ctx is not None
         container = self.containers.lookup(activity.task.cgroup_id)
         if container is None:
             # The kernel only reports what matched, and only container tasks match (D15): an
             # unknown cgroup means Docker could not tell us (yet). Report without container facts.
             log.warning("activity of pid %d in cgroup %d: container unknown", activity.task.pid, activity.task.cgroup_id)
-        ancestry = self._ancestry(activity.task) if self._ancestry is not None else None
+        if ancestry is True:
+            ancestry = self._relatives(activity.task)
         try:
             if isinstance(activity, FileActivity):
-                return file_documents(self.ctx, activity, container, ancestry)
-            return process_documents(self.ctx, activity, container, ancestry)
+                return file_documents(self.ctx, activity, container, ancestry or None)
+            return process_documents(self.ctx, activity, container, ancestry or None)
         except ValueError as exc:  # a malformed activity must not stop the agent
             log.error("dropping malformed activity %r: %s", activity, exc)
             return []
+
+    def _relatives(self, task: TaskInfo) -> Ancestry | None:
+        if self._ancestry is not None:
+            return self._ancestry(task)
+        if self.processes is None:
+            return None
+        self._know(task)
+        return self.processes.ancestry(task)
 
 
 def run_agent(config_path: str | Path | None, policy_path: str | Path,

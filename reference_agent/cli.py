@@ -18,10 +18,7 @@ import logging
 import sys
 import time
 from pathlib import Path
-from collections.abc import Callable
 from typing import Any, TextIO
-
-from reference_agent.activity import Ancestry, TaskInfo
 
 from reference_agent.config import EXIT_BAD_CONFIG, AgentConfig, ConfigError, load_config
 from reference_agent.reload import LoadedPolicy
@@ -118,48 +115,12 @@ def run_agent_command(args: argparse.Namespace, out: TextIO | None = None, err: 
     def backend(_config: AgentConfig) -> BpfBackend:
         return BpfBackend()
 
-    try:
-        config = load_config(args.config) if args.config is not None else AgentConfig()
-        ancestry = process_ancestry(config)
-    except Exception as exc:  # /proc unreadable, state dir not writable: relatives are optional
-        logging.getLogger(__name__).warning("process relatives disabled: %s: %s", type(exc).__name__, exc)
-        ancestry = None
+    # The process table (relatives, ends, executables of short-lived processes) is the
+    # Agent's own: seeded from /proc at start, kept by the kernel's fork/exec/exit values.
 
     def started_line(loaded: LoadedPolicy) -> None:
         print(enforcing_line(loaded, started), file=out, flush=True)
 
     return run_agent(args.config, policy_path, backend, output_dir=args.output_dir, err=err,
-                     on_started=started_line, ancestry=ancestry)
+                     on_started=started_line)
 
-
-def process_ancestry(config: AgentConfig, min_reseed_interval: float = 0.2) -> Callable[[TaskInfo], Ancestry | None]:
-    """process.parent / session / group / entry leader from the process table.
-
-    The kernel side reports no fork/exec/exit yet, so the table cannot follow processes by
-    events: it is seeded from /proc at start and re-seeded when an activity names a process it
-    does not know (at most every `min_reseed_interval` s, a burst of unknown pids costs one walk).
-    A process that already exited when its activity is read stays unknown: its relatives are
-    omitted, never guessed (the table checks the start time against pid reuse).
-    """
-    from reference_agent.metadata.host import load_agent_id
-    from reference_agent.processes.table import ProcessTable
-
-    table = ProcessTable(load_agent_id(config.state_dir))
-    table.seed()
-    last_seed = time.monotonic()
-    log = logging.getLogger(__name__)
-
-    def ancestry(task: TaskInfo) -> Ancestry | None:
-        nonlocal last_seed
-        try:
-            found = table.ancestry(task)
-            if found is None and time.monotonic() - last_seed >= min_reseed_interval:
-                table.seed()
-                last_seed = time.monotonic()
-                found = table.ancestry(task)
-            return found
-        except (OSError, ValueError) as exc:  # /proc raced with an exit: relatives omitted
-            log.warning("relatives of pid %d unknown: %s", task.pid, exc)
-            return None
-
-    return ancestry

@@ -202,6 +202,51 @@ class ProcessTable:
             working_directory=rec.cwd,
         )
 
+    def knows(self, task: TaskInfo) -> bool:
+        """Whether the table has the running process `task` (same pid AND start: not a reuse)."""
+        rec = self._live_record(task.pid)
+        return rec is not None and rec.start_ns == procfs.round_to_tick(task.start_time_ns)
+
+    def learn(self, task: TaskInfo) -> bool:
+        """Make the table know `task`, a process it missed (started before the seed finished,
+        or an event was lost); True when it knows it afterwards.
+
+        /proc first, when it still shows that very process (pid and start); otherwise only the
+        kernel's view of it: its image, ids and tty, with session, group, args and cwd left
+        unknown rather than copied from a parent it may have exec'd away from.
+        """
+        if self.knows(task):
+            return True
+        stale = self._live_record(task.pid)
+        if stale is not None:
+            self._end(stale, missed=True)  # pid reused behind our back
+        start = procfs.round_to_tick(task.start_time_ns)
+        try:
+            snap = procfs.read_snapshot(self.proc_root, task.pid)
+        except procfs.ProcessGone:
+            snap = None
+        if snap is not None and snap.stat.start_ns == start and not snap.stat.kernel_thread:
+            rec = self._record_from_snapshot(snap)
+        else:
+            rec = self._record_from_task(task, None)
+        self._add(rec)
+        self._set_links(rec, self._compute_links(rec))
+        return True
+
+    def image(self, task: TaskInfo) -> ProcessImage | None:
+        """The program `task` runs now as the table knows it (executable, args), or None."""
+        rec = self._live_record(task.pid)
+        if rec is None or rec.start_ns != procfs.round_to_tick(task.start_time_ns):
+            return None
+        return ProcessImage(rec.executable, rec.args)
+
+    def previous_image(self, task: TaskInfo) -> ProcessImage | None:
+        """The program `task` ran before its last exec (ECS process.previous), or None."""
+        rec = self._live_record(task.pid)
+        if rec is None or rec.start_ns != procfs.round_to_tick(task.start_time_ns) or not rec.previous:
+            return None
+        return rec.previous[-1]
+
     def stats(self) -> ProcessTableStats:
         return ProcessTableStats(
             live=len(self._live),
@@ -332,6 +377,10 @@ class ProcessTable:
         elif stat is not None:
             rec.cwd = procfs.read_cwd(self.proc_root, pid) or rec.cwd
         if task is not None:
+            if task.sid is not None:
+                rec.sid = task.sid
+            if task.pgid is not None:
+                rec.pgid = task.pgid
             changed = (task.uid, task.gid, task.cgroup_id) != (rec.uid, rec.gid, rec.cgroup_id)
             rec.uid, rec.gid, rec.tty = task.uid, task.gid, task.tty
             if task.cgroup_id != rec.cgroup_id:
@@ -415,6 +464,12 @@ class ProcessTable:
                 rec.sid, rec.pgid = stat.sid, stat.pgid
                 rec.args = procfs.read_args(self.proc_root, task.pid) or ()
                 rec.cwd = procfs.read_cwd(self.proc_root, task.pid)
+        # The kernel's session/group (when it reports them) are the truth at the event; a
+        # parent's copy or a later /proc read may not be (setsid after fork).
+        if task.sid is not None:
+            rec.sid = task.sid
+        if task.pgid is not None:
+            rec.pgid = task.pgid
         if parent is not None and (parent.uid, parent.gid, parent.container_id) == (task.uid, task.gid, container_id):
             rec.user_name, rec.group_name = parent.user_name, parent.group_name
         else:

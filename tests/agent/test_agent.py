@@ -68,7 +68,8 @@ def env(tmp_path):
                          cluster_name="staging")
     backend = FakeKernelBackend()
     agent = Agent(config, policy, backend, containers=cache, host=HOST,
-                  clock=BootClock(boot_wall_ns=1_700_000_000 * SEC, btime_s=1_700_000_000), watch_interval=3600)
+                  clock=BootClock(boot_wall_ns=1_700_000_000 * SEC, btime_s=1_700_000_000), watch_interval=3600,
+                  process_table=False, ancestry=backend.ancestry)  # the process table: test_agent_processes.py
     yield agent, backend, client, policy, cgroup, tmp_path / "out"
     agent.close()
 
