@@ -51,7 +51,7 @@ def in_cgroup(cgroup: Path, action: Callable[[], None]) -> tuple[int, int, int]:
             action()
         except OSError as exc:
             code = exc.errno or 255
-        except BaseException:
+        except BaseException:  # noqa: BLE001 - the child must never return into pytest
             code = 254
         finally:
             os.write(w, str(code).encode())
@@ -199,7 +199,7 @@ def test_host_process_never_matched(enforcer, cgroup):
     everything = process_policy([{"name": "all", "operations": ["fork", "exec"]}],
                                 [{"match": ["all"], "actions": ["block", "alert"]}])
     e = enforcer(everything, cgroup)
-    assert subprocess.run([TRUE]).returncode == 0  # fork + exec on the host (D15)
+    assert subprocess.run([TRUE], check=False).returncode == 0  # fork + exec on the host (D15)
     assert e.drain() == []
     e.set_container_mask(cgroup_id(cgroup), 0)  # a container nothing applies to
     _, err, _ = in_cgroup(cgroup, lambda: os.execv(TRUE, ["true"]))
