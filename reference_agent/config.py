@@ -11,6 +11,11 @@ A flat YAML mapping; every key is optional::
     package_policy_version: 2          # -> cloud_defend.package_policy_version
     cluster_id: "12345"                # -> orchestrator.cluster.id (a node cannot know it)
     cluster_name: website              # -> orchestrator.cluster.name
+    kubernetes:                        # absent = pod facts from container labels only
+      api: in-cluster                  # or an absolute path to a kubeconfig file
+      node_name: node-1                # default: $NODE_NAME (downward API); none = no watch
+      cache_ttl: 60                    # seconds a one-off GET answer is trusted (no watch)
+      request_timeout: 5               # seconds per API request
 
 Parsed with PyYAML's composer so that every error names the line of the offending key or
 value: a bad file gives one `ConfigError` whose str() is `FILE:LINE: field: message`. The
@@ -19,7 +24,7 @@ caller (the agent's CLI) prints it and exits 2; it never becomes a traceback.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -45,6 +50,25 @@ class ConfigError(Exception):
         super().__init__(f"{where}: {field}: {message}")
 
 
+IN_CLUSTER = "in-cluster"
+
+
+@dataclass(frozen=True)
+class KubernetesConfig:
+    """Where the Kubernetes API is (metadata/kubernetes.py reads pod labels from it).
+
+    `api` is IN_CLUSTER (the pod's service account) or an absolute kubeconfig path. `file` and
+    `line` locate the `api` value, so a kubeconfig that turns out unusable when the client is
+    built is still reported at its line (load_config does that check)."""
+
+    api: str
+    node_name: str | None = None
+    cache_ttl: float = 60.0
+    request_timeout: float = 5.0
+    file: str = field(default="<config>", compare=False)
+    line: int | None = field(default=None, compare=False)
+
+
 @dataclass(frozen=True)
 class AgentConfig:
     output_dir: Path = DEFAULT_OUTPUT_DIR
@@ -56,6 +80,7 @@ class AgentConfig:
     package_policy_version: int | None = None
     cluster_id: str | None = None
     cluster_name: str | None = None
+    kubernetes: KubernetesConfig | None = None
 
 
 def _check_namespace(value: str) -> str | None:
@@ -86,7 +111,9 @@ _PATH_FIELDS = {"output_dir", "state_dir"}
 _BOOL_FIELDS = {"stdout"}
 _INT_FIELDS = {"package_policy_version"}
 _CHECKS = {"namespace": _check_namespace, "elasticsearch_url": _check_url}
-KNOWN_FIELDS = _STR_FIELDS | _PATH_FIELDS | _BOOL_FIELDS | _INT_FIELDS
+_MAPPING_FIELDS = {"kubernetes"}
+KNOWN_FIELDS = _STR_FIELDS | _PATH_FIELDS | _BOOL_FIELDS | _INT_FIELDS | _MAPPING_FIELDS
+KUBERNETES_FIELDS = {"api", "node_name", "cache_ttl", "request_timeout"}
 
 
 def _line(node: yaml.Node) -> int:
@@ -119,6 +146,9 @@ def parse_config(text: str, file: str = "<config>") -> AgentConfig:
         if key in seen:
             raise ConfigError(file, _line(key_node), key, "set twice")
         seen.add(key)
+        if key in _MAPPING_FIELDS:
+            values[key] = _parse_kubernetes(text, file, value_node)
+            continue
         if not isinstance(value_node, yaml.ScalarNode):
             raise ConfigError(file, _line(value_node), key, "must be a single value, not a list or mapping")
         # Construct the scalar with YAML's own resolution (true/false, ints, null).
@@ -149,12 +179,60 @@ def parse_config(text: str, file: str = "<config>") -> AgentConfig:
     return AgentConfig(**values)  # type: ignore[arg-type]
 
 
+def _parse_kubernetes(text: str, file: str, node: yaml.Node) -> KubernetesConfig | None:
+    """The `kubernetes:` mapping; null = not configured."""
+    if isinstance(node, yaml.ScalarNode) and yaml.SafeLoader(text).construct_object(node) is None:
+        return None
+    if not isinstance(node, yaml.MappingNode):
+        raise ConfigError(file, _line(node), "kubernetes", "must be a mapping with at least `api`")
+    values: dict[str, object] = {}
+    api_line: int | None = None
+    for key_node, value_node in node.value:
+        key = key_node.value if isinstance(key_node, yaml.ScalarNode) else None
+        field_name = f"kubernetes.{key}"
+        if key not in KUBERNETES_FIELDS:
+            known = ", ".join(sorted(KUBERNETES_FIELDS))
+            raise ConfigError(file, _line(key_node), field_name, f"unknown setting (known: {known})")
+        if key in values:
+            raise ConfigError(file, _line(key_node), field_name, "set twice")
+        line = _line(value_node)
+        if not isinstance(value_node, yaml.ScalarNode):
+            raise ConfigError(file, line, field_name, "must be a single value, not a list or mapping")
+        value = yaml.SafeLoader(text).construct_object(value_node, deep=True)
+        if key == "api":
+            if not isinstance(value, str) or not (value == IN_CLUSTER or value.startswith("/")):
+                raise ConfigError(file, line, field_name,
+                                  f"must be {IN_CLUSTER!r} or an absolute kubeconfig path, got {value_node.value!r}")
+            api_line = line
+        elif key == "node_name":
+            if not isinstance(value, str) or not value:
+                raise ConfigError(file, line, field_name, f"must be a node name, got {value_node.value!r}")
+        else:  # cache_ttl, request_timeout: seconds
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+                raise ConfigError(file, line, field_name, f"must be a positive number of seconds, got {value_node.value!r}")
+            value = float(value)
+        values[key] = value
+    if "api" not in values:
+        raise ConfigError(file, _line(node), "kubernetes.api", f"missing (set {IN_CLUSTER!r} or a kubeconfig path)")
+    return KubernetesConfig(file=file, line=api_line, **values)  # type: ignore[arg-type]
+
+
 def load_config(path: str | Path) -> AgentConfig:
-    """Read and parse a config file; an unreadable file is a ConfigError too."""
+    """Read and parse a config file; an unreadable file is a ConfigError too.
+
+    With a `kubernetes:` section the API client's own configuration is also built here (the
+    kubeconfig read, or the in-cluster service account found) — no request is made — so a
+    kubeconfig that cannot be used is a located exit-2 error before anything starts."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         raise ConfigError(str(path), None, "config", f"cannot read: {reason}") from None
-    return parse_config(text, str(path))
+    config = parse_config(text, str(path))
+    if config.kubernetes is not None:
+        # Imported only here: the kubernetes client is the agent extra's, and slow to import.
+        from reference_agent.metadata.kubernetes import client_configuration
+
+        client_configuration(config.kubernetes)  # raises ConfigError at the `api` line
+    return config

@@ -29,6 +29,12 @@ merged in this order (later wins):
    after it, `/` included, is the key: `d4c.pod.label/app.kubernetes.io/name = web`).
 Optional `d4c.pod.ip` gives orchestrator.resource.ip when the container has no network of its
 own (pod containers share the sandbox's network namespace).
+KUBERNETES API. Real kubelets put no pod labels on workload containers; with the config's
+`kubernetes:` section the cache is given a `PodSource` (metadata/kubernetes.py's PodDirectory):
+when it knows the pod (namespace/name, same uid), the API's labels and pod IP REPLACE what the
+container labels say (the API is the authority); when it does not (yet), or the API is down,
+the container labels' facts stand. A pod change reported by the source re-derives every
+container (and so the agent's masks).
 """
 
 from __future__ import annotations
@@ -42,7 +48,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from reference_agent.policy.operation import image_parts
 from reference_agent.processes.cgroups import find_cgroup2_mount
@@ -58,6 +64,26 @@ K8S_POD_UID = "io.kubernetes.pod.uid"
 K8S_SANDBOX_ID = "io.kubernetes.sandbox.id"
 
 _DIGEST_ID = re.compile(r"^(sha256:)?[0-9a-f]{64}$")
+
+
+class ApiPodFacts(Protocol):
+    """What a PodSource answers (metadata/kubernetes.py's ApiPod)."""
+
+    uid: str
+    labels: Mapping[str, str]
+    ip: str | None
+
+
+class PodSource(Protocol):
+    """Pod facts from the Kubernetes API; lookup() must never wait on the network."""
+
+    on_change: Callable[[], None] | None
+
+    def lookup(self, namespace: str | None, name: str | None, uid: str | None = None) -> ApiPodFacts | None: ...
+
+    def start(self) -> None: ...
+
+    def close(self) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -97,7 +123,8 @@ class ContainerInfo:
 
 
 def container_info_from_attrs(attrs: Mapping[str, Any], resolve_image_id: Callable[[str], str | None] | None = None,
-                              sandbox_labels: Callable[[str], Mapping[str, str] | None] | None = None) -> ContainerInfo:
+                              sandbox_labels: Callable[[str], Mapping[str, str] | None] | None = None,
+                              pods: PodSource | None = None) -> ContainerInfo:
     """Build ContainerInfo from `docker inspect` attributes (the SDK's `Container.attrs`)."""
     config = attrs.get("Config") or {}
     labels: Mapping[str, str] = config.get("Labels") or {}
@@ -117,13 +144,14 @@ def container_info_from_attrs(attrs: Mapping[str, Any], resolve_image_id: Callab
         id=attrs["Id"],
         name=(attrs.get("Name") or "").lstrip("/") or None,
         image=image,
-        pod=_pod_from_labels(labels, attrs, sandbox_labels),
+        pod=_pod_from_labels(labels, attrs, sandbox_labels, pods),
         init_pid=pid,
     )
 
 
 def _pod_from_labels(labels: Mapping[str, str], attrs: Mapping[str, Any],
-                     sandbox_labels: Callable[[str], Mapping[str, str] | None] | None) -> PodInfo | None:
+                     sandbox_labels: Callable[[str], Mapping[str, str] | None] | None,
+                     pods: PodSource | None = None) -> PodInfo | None:
     pod_name = labels.get(K8S_POD_NAME)
     if not pod_name:
         return None
@@ -137,8 +165,11 @@ def _pod_from_labels(labels: Mapping[str, str], attrs: Mapping[str, Any],
         pod_labels.update(_json_labels(labels[POD_LABELS_ANNOTATION], attrs.get("Id")))
     pod_labels.update(iter_pod_labels(labels))
     ip = labels.get(POD_IP_LABEL) or _first_ip(attrs)
-    return PodInfo(name=pod_name, namespace=labels.get(K8S_POD_NAMESPACE), uid=labels.get(K8S_POD_UID),
-                   labels=pod_labels, ip=ip)
+    namespace, uid = labels.get(K8S_POD_NAMESPACE), labels.get(K8S_POD_UID)
+    api = pods.lookup(namespace, pod_name, uid) if pods is not None else None
+    if api is not None:  # the API's word replaces the container labels' (module docstring)
+        pod_labels, ip, uid = dict(api.labels), api.ip or ip, api.uid
+    return PodInfo(name=pod_name, namespace=namespace, uid=uid, labels=pod_labels, ip=ip)
 
 
 def _json_labels(text: str, container_id: object) -> dict[str, str]:
@@ -173,8 +204,12 @@ class ContainerCache:
     def __init__(self, docker_client: Any, *, cgroup_root: Path | None = None,
                  proc_root: Path = Path("/proc"), negative_ttl: float = 1.0,
                  clock: Callable[[], float] = time.monotonic,
-                 on_change: Callable[[], None] | None = None) -> None:
+                 on_change: Callable[[], None] | None = None, pods: PodSource | None = None) -> None:
         self._docker = docker_client
+        self._pods = pods
+        if pods is not None:
+            # A pod's labels changed (or the API answered for the first time): re-derive.
+            pods.on_change = self.refresh
         if cgroup_root is None:
             # The cgroup2 mount: /sys/fs/cgroup, or /sys/fs/cgroup/unified on hybrid hosts.
             cgroup_root = Path(find_cgroup2_mount() or "/sys/fs/cgroup")
@@ -268,7 +303,9 @@ class ContainerCache:
             self.on_change()
 
     def start_events(self) -> None:
-        """Follow Docker events in a daemon thread until close()."""
+        """Follow Docker events (and the pod source, if any) in daemon threads until close()."""
+        if self._pods is not None:
+            self._pods.start()
         filters = {"type": "container", "event": ["start", "destroy"]}
         self._events_stream = self._docker.events(decode=True, filters=filters)
 
@@ -287,6 +324,8 @@ class ContainerCache:
 
     def close(self) -> None:
         self._stopping.set()
+        if self._pods is not None:
+            self._pods.close()
         stream = self._events_stream
         if stream is not None and hasattr(stream, "close"):
             try:
@@ -299,7 +338,7 @@ class ContainerCache:
     # -- internals ---------------------------------------------------------------------------
 
     def _info(self, attrs: Mapping[str, Any]) -> ContainerInfo:
-        return container_info_from_attrs(attrs, self._image_tag, self._sandbox_labels)
+        return container_info_from_attrs(attrs, self._image_tag, self._sandbox_labels, self._pods)
 
     def _image_tag(self, image_id: str) -> str | None:
         try:
