@@ -86,12 +86,9 @@ def bpf_lsm_problem() -> str | None:
 
 def enforcing_line(loaded: LoadedPolicy, started: float) -> str:
     file_selectors = len(loaded.policy.file.selectors) if loaded.policy.file else 0
-    line = (f"d4c agent: enforcing policy {loaded.path} ({file_selectors} file selectors) "
-            f"in {time.monotonic() - started:.1f}s")
-    if loaded.policy.process is not None and loaded.policy.process.selectors:
-        # Honest about the gap: the BPF side has no fork/exec hooks yet (bpf/README.md).
-        line += f"; {len(loaded.policy.process.selectors)} process selectors NOT enforced (no process hooks yet)"
-    return line
+    process_selectors = len(loaded.policy.process.selectors) if loaded.policy.process else 0
+    return (f"d4c agent: enforcing policy {loaded.path} ({file_selectors} file selectors, "
+            f"{process_selectors} process selectors) in {time.monotonic() - started:.1f}s")
 
 
 def run_agent_command(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None = None) -> int:

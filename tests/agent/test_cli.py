@@ -83,7 +83,7 @@ def test_bad_config_is_located_and_exit_2(tmp_path: Path, monkeypatch: pytest.Mo
     assert err.startswith(f"{config}:2: namespace: ") and err.count("\n") == 1
 
 
-def test_enforcing_line_counts_selectors_and_names_the_process_gap(tmp_path: Path) -> None:
+def test_enforcing_line_counts_file_and_process_selectors(tmp_path: Path) -> None:
     from reference_agent.policy import load_policy_text
     from reference_agent.reload import LoadedPolicy
 
@@ -98,8 +98,8 @@ def test_enforcing_line_counts_selectors_and_names_the_process_gap(tmp_path: Pat
     result = load_policy_text(text)
     assert result.policy is not None, result.errors
     line = cli.enforcing_line(LoadedPolicy(result.policy, tmp_path / "p.yaml", "d", 1), started=0.0)
-    assert line.startswith(f"d4c agent: enforcing policy {tmp_path / 'p.yaml'} (1 file selectors) in ")
-    assert "1 process selectors NOT enforced" in line
+    assert line.startswith(f"d4c agent: enforcing policy {tmp_path / 'p.yaml'} (1 file selectors, "
+                           "1 process selectors) in ")
 
 
 def test_real_probe_on_a_kernel_without_bpf_lsm_never_tracebacks(tmp_path: Path) -> None:
