@@ -122,7 +122,7 @@ class Agent:
                 import docker  # the agent extra; only needed for a real run
 
                 docker_client = docker.from_env()
-            containers = ContainerCache(docker_client)
+            containers = ContainerCache(docker_client, pods=_pod_source(config))
         containers.on_change = self._containers_changed
         self.containers = containers
         self._host = host
@@ -403,6 +403,16 @@ class Agent:
             return None
         self._know(task)
         return self.processes.ancestry(task)
+
+
+def _pod_source(config: AgentConfig) -> Any:
+    """Pod labels from the Kubernetes API when the config has a `kubernetes:` section
+    (metadata/kubernetes.py); None = from container labels only."""
+    if config.kubernetes is None:
+        return None
+    from reference_agent.metadata.kubernetes import pod_directory  # the client is slow to import
+
+    return pod_directory(config.kubernetes)
 
 
 def run_agent(config_path: str | Path | None, policy_path: str | Path,

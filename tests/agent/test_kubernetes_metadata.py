@@ -297,3 +297,42 @@ def kubeconfig_text(url: str, token: str) -> str:
     return (f"apiVersion: v1\nkind: Config\ncurrent-context: t\nclusters:\n- name: t\n  cluster:\n"
             f"    server: {url}\nusers:\n- name: u\n  user:\n    token: {token}\ncontexts:\n- name: t\n"
             f"  context:\n    cluster: t\n    user: u\n")
+
+
+def test_agent_with_a_kubernetes_config_applies_the_apis_labels(api, kubeconfig, node, tmp_path, monkeypatch):
+    """The Agent wiring (agent.py builds the PodDirectory from config.kubernetes): the kernel
+    backend is re-sent masks once the API's labels arrive. Only the cache's filesystem roots are
+    redirected to the fake cgroup tree; the Agent builds the cache and its pod source itself."""
+    import reference_agent.agent as agent_module
+    from reference_agent.agent import Agent
+    from reference_agent.config import AgentConfig
+    from reference_agent.metadata.host import HostFacts
+
+    from .fakes import FakeKernelBackend
+
+    client, cgroup, proc, cg = node
+    built: list[ContainerCache] = []
+
+    class RootedCache(ContainerCache):
+        def __init__(self, docker_client, **kwargs):
+            super().__init__(docker_client, cgroup_root=cgroup, proc_root=proc, **kwargs)
+            built.append(self)
+
+    monkeypatch.setattr(agent_module, "ContainerCache", RootedCache)
+    api.put(pod_json("default", "web-1", labels={"app": "web"}, uid=UID))
+    policy_file = tmp_path / "policy.yaml"
+    policy_file.write_text(POLICY)
+    config = AgentConfig(output_dir=tmp_path / "out", state_dir=tmp_path / "state",
+                         kubernetes=KubernetesConfig(api=str(kubeconfig), node_name="node-1"))
+    backend = FakeKernelBackend()
+    host = HostFacts(architecture="amd64", hostname="node", name="node", os_kernel="6.1", os_name="Linux",
+                     os_type="linux")
+    agent = Agent(config, policy_file, backend, docker_client=client, host=host, watch_interval=3600,
+                  process_table=False)
+    try:
+        assert built, "the Agent did not build its container cache"
+        agent.start()
+        wait_for(lambda: backend.applied and backend.applied[-1][1].get(cg) == {"webPods"},
+                 "masks with the API's labels applied")
+    finally:
+        agent.close()
