@@ -21,7 +21,27 @@ char LICENSE[] SEC("license") = "GPL";
 #define FMODE_WRITE 0x2
 #define FMODE_CREATED 0x100000
 #define O_TRUNC 00001000
-#define DCACHE_PAR_LOOKUP 0x10000000 /* include/linux/dcache.h, 6.1 */
+#define RENAME_EXCHANGE (1 << 1) /* include/uapi/linux/fs.h */
+
+/* The d_flags bit of a dentry whose name is still being looked up (d_alloc_parallel). Its
+ * value is not stable: 0x10000000 (BIT(28)) as a #define from 4.7 through 6.14, which is not
+ * in BTF; BIT(24) since 6.15, where the flags became `enum dentry_flags` and so are in the
+ * kernel's BTF. Source of truth: the running kernel's BTF when it has the enum (a CO-RE
+ * enum-value relocation, resolved by libbpf at load time against /sys/kernel/btf/vmlinux);
+ * otherwise the one value all earlier kernels share. Never vmlinux.h's value: that is the
+ * build machine's kernel (bpf/README.md). The ___d4c flavour keeps this local definition
+ * apart from a vmlinux.h that has the real enum; libbpf ignores the suffix when matching. */
+enum dentry_flags___d4c {
+	DCACHE_PAR_LOOKUP___d4c = 0x10000000,
+};
+#define DCACHE_PAR_LOOKUP_BEFORE_6_15 0x10000000
+
+static __always_inline __u32 dcache_par_lookup(void)
+{
+	if (bpf_core_enum_value_exists(enum dentry_flags___d4c, DCACHE_PAR_LOOKUP___d4c))
+		return bpf_core_enum_value(enum dentry_flags___d4c, DCACHE_PAR_LOOKUP___d4c);
+	return DCACHE_PAR_LOOKUP_BEFORE_6_15;
+}
 
 /* Keep the shared types in BTF even where no code uses them (the layout test reads them). */
 const struct d4c_file_event *unused_event __attribute__((unused));
@@ -88,8 +108,23 @@ struct {
 	__uint(max_entries, 4 << 20);
 } file_events SEC(".maps");
 
-/* An O_TRUNC open is reported once, by file_open: it records the inode here so that the
- * path_truncate that follows in the same thread is not reported a second time. */
+/* D19: mount ids (struct mount.mnt_id) of Kubernetes configMap, secret, downwardAPI and
+ * projected volumes: directory mounts whose files are class `file`. Userspace keeps exactly
+ * the ones of the registered containers here (metadata/mounts.py, FileEnforcer). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u32);   /* mount id */
+	__type(value, __u32); /* enum d4c_mount_class */
+} file_mounts SEC(".maps");
+
+/* The two markers below keep one open to one event. Each is set and consumed by hooks of the
+ * same open (do_filp_open) and is forgotten when any open of the thread starts or ends
+ * (d4c_open_enter / d4c_open_exit), so that a marker of an open that failed after setting it
+ * (a later LSM, a fanotify permission denial) can never hide a later operation.
+ *
+ * An O_TRUNC open is reported once, by file_open: it records the inode here so that the
+ * path_truncate that follows in the same open is not reported a second time. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 4096);
@@ -98,7 +133,8 @@ struct {
 } truncating_open SEC(".maps");
 
 /* A creation path_mknod reported (pid_tgid -> struct dentry *), so that file_open, seeing
- * FMODE_CREATED for the same dentry, does not report it again. */
+ * FMODE_CREATED for the same dentry, does not report it again. mknod(2) sets it too, outside
+ * any open: the next open's start forgets it. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 4096);
@@ -188,6 +224,13 @@ static __always_inline int resolve_path(struct d4c_file_event *ev, __u32 which,
 {
 	__u32 len = 0, mount = 0;
 	int rc = d4c_resolve_path(which, vfsmnt, dentry, &len, &mount);
+	if (mount == D4C_MOUNT_VOLUME) {
+		/* D19: a directory mount that is a configMap/secret/downwardAPI/projected volume. */
+		__u32 id = BPF_CORE_READ(real_mount(vfsmnt), mnt_id);
+		__u32 *cls = bpf_map_lookup_elem(&file_mounts, &id);
+		if (cls)
+			mount = *cls;
+	}
 	ev->path_len = len;
 	ev->mount = mount;
 	if (rc) {
@@ -490,7 +533,7 @@ int BPF_PROG(d4c_path_mknod, const struct path *dir, struct dentry *dentry, umod
 	 * file_open once it happened (FMODE_CREATED), so that an existing file is not reported as
 	 * created unless the creation would have been blocked. */
 	__u32 dflags = BPF_CORE_READ(dentry, d_flags);
-	if (dflags & DCACHE_PAR_LOOKUP) {
+	if (dflags & dcache_par_lookup()) {
 		stat_add(D4C_STAT_CREATE_IN_LOOKUP);
 		return single(BPF_CORE_READ(dir, mnt), dentry, mask, create_op(mode),
 			      D4C_EVENT_CREATION, D4C_HOOK_PATH_MKNOD, BLOCK_DEFER_REPORT, slot);
@@ -558,7 +601,26 @@ int BPF_PROG(d4c_path_chmod, const struct path *path, umode_t mode, int ret)
 		      D4C_EVENT_MODIFICATION, D4C_HOOK_PATH_CHMOD, REPORT, slot);
 }
 
-/* D18: rename(a, b) is deleteFile on a and createX or modifyX on b; blocked if either is. */
+/* What happens to a name that held an inode of mode `there` (exists = 0: no inode) when a file
+ * of mode `arriving` takes it (D17): an existing regular file is modified ("rename onto an
+ * existing file", executable by the existing file's bits); a name that held no regular file
+ * gets a creation by the arriving regular file's bits; 0 when no regular file is involved. */
+static __always_inline __u32 put_op(umode_t there, int exists, umode_t arriving)
+{
+	if (exists && (there & S_IFMT) == S_IFREG)
+		return modify_op(there);
+	if ((arriving & S_IFMT) == S_IFREG)
+		return create_op(arriving);
+	return 0;
+}
+
+/*
+ * D18: rename(a, b) is deleteFile on a and createX or modifyX on b; blocked if either is.
+ * RENAME_EXCHANGE swaps two existing names: no name and no file goes away, so there is no
+ * deleteFile; each name now holds the other's file, which is put_op on each side (bpf/README.md,
+ * "RENAME_EXCHANGE"). Side 0 is always a's, side 1 b's; each side that fires reports its own
+ * event with event.action rename.
+ */
 SEC("lsm/path_rename")
 int BPF_PROG(d4c_path_rename, const struct path *old_dir, struct dentry *old_dentry,
 	     const struct path *new_dir, struct dentry *new_dentry, unsigned int flags, int ret)
@@ -571,43 +633,59 @@ int BPF_PROG(d4c_path_rename, const struct path *old_dir, struct dentry *old_den
 		return 0;
 	umode_t old_mode = BPF_CORE_READ(old_dentry, d_inode, i_mode);
 	__u32 old_type = old_mode & S_IFMT;
-	if (old_type != S_IFREG && old_type != S_IFLNK)
-		return 0; /* directories are not files (D17) */
+	struct inode *target = BPF_CORE_READ(new_dentry, d_inode);
+	umode_t new_mode = target ? BPF_CORE_READ(target, i_mode) : 0;
+	__u32 op_a, op_b;
+	if (flags & RENAME_EXCHANGE) {
+		op_a = put_op(old_mode, 1, new_mode);
+		op_b = put_op(new_mode, 1, old_mode);
+	} else {
+		/* directories are not files (D17); a symlink moved is a deletion only */
+		op_a = (old_type == S_IFREG || old_type == S_IFLNK) ? D4C_OP_DELETE_FILE : 0;
+		op_b = old_type == S_IFREG ? put_op(new_mode, target != 0, old_mode) : 0;
+	}
+	if (!op_a && !op_b)
+		return 0;
 	if (!container_file(BPF_CORE_READ(old_dir, mnt), old_dentry))
 		return 0; /* a rename never crosses file systems: the new name is on the same */
 	struct scratch *sc = get_scratch();
 	if (!sc)
 		return 0;
 
-	struct d4c_file_event *del = begin(sc, 0, D4C_OP_DELETE_FILE, D4C_EVENT_RENAME,
-					   D4C_HOOK_PATH_RENAME);
-	resolve_path(del, 0, BPF_CORE_READ(old_dir, mnt), old_dentry);
-	__u32 del_actions = decide(del, 0, mask, slot);
-
-	__u32 put_actions = 0;
-	struct d4c_file_event *put = 0;
-	if (old_type == S_IFREG) {
-		struct inode *target = BPF_CORE_READ(new_dentry, d_inode);
-		__u32 op;
-		if (target) {
-			umode_t tmode = BPF_CORE_READ(target, i_mode);
-			op = modify_op(tmode);
-		} else {
-			op = create_op(old_mode);
-		}
-		put = begin(sc, 1, op, D4C_EVENT_RENAME, D4C_HOOK_PATH_RENAME);
-		resolve_path(put, 1, BPF_CORE_READ(new_dir, mnt), new_dentry);
-		put_actions = decide(put, 1, mask, slot);
+	struct d4c_file_event *ev_a = begin(sc, 0, op_a, D4C_EVENT_RENAME, D4C_HOOK_PATH_RENAME);
+	struct d4c_file_event *ev_b = begin(sc, 1, op_b, D4C_EVENT_RENAME, D4C_HOOK_PATH_RENAME);
+	__u32 actions_a = 0, actions_b = 0;
+	if (op_a) {
+		resolve_path(ev_a, 0, BPF_CORE_READ(old_dir, mnt), old_dentry);
+		actions_a = decide(ev_a, 0, mask, slot);
 	}
-	__u32 block = ((del_actions | put_actions) & D4C_ACTION_BLOCK) != 0;
-	if (del_actions)
-		emit(del, block);
-	if (put && put_actions)
-		emit(put, block);
+	if (op_b) {
+		resolve_path(ev_b, 1, BPF_CORE_READ(new_dir, mnt), new_dentry);
+		actions_b = decide(ev_b, 1, mask, slot);
+	}
+	__u32 block = ((actions_a | actions_b) & D4C_ACTION_BLOCK) != 0;
+	if (actions_a)
+		emit(ev_a, block);
+	if (actions_b)
+		emit(ev_b, block);
 	if (block) {
 		stat_add(D4C_STAT_BLOCKS);
 		return -EPERM;
 	}
+	return 0;
+}
+
+/* Markers belong to one open: forgotten when an open of the thread starts and when it ends. */
+static __always_inline void forget_open_markers(__u64 key)
+{
+	bpf_map_delete_elem(&truncating_open, &key);
+	bpf_map_delete_elem(&mknod_reported, &key);
+}
+
+SEC("fentry/do_filp_open")
+int BPF_PROG(d4c_open_enter, int dfd, struct filename *pathname, const struct open_flags *op)
+{
+	forget_open_markers(bpf_get_current_pid_tgid());
 	return 0;
 }
 
@@ -618,6 +696,7 @@ int BPF_PROG(d4c_open_exit, int dfd, struct filename *pathname, const struct ope
 	     struct file *ret)
 {
 	__u64 key = bpf_get_current_pid_tgid();
+	forget_open_markers(key);
 	struct d4c_file_event *ev = bpf_map_lookup_elem(&deferred_denial, &key);
 	if (!ev)
 		return 0;

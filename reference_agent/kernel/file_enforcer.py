@@ -5,6 +5,11 @@ Policy changes are atomic for the hooks: the maps hold two policy slots; a new p
 written into the slot not in use, container masks get their value for it, and only then is
 `active_policy` flipped. A hook reads the slot once and sees one whole policy.
 
+D19 mount classes the kernel cannot see: a configMap, secret, downwardAPI or projected volume
+is a directory mount like any other to the kernel, yet its files are class `file`. Whenever the
+set of containers changes, the enforcer asks metadata.mounts.KubeletVolumeMounts which mount
+ids of those containers are such volumes and keeps exactly those in the `file_mounts` map.
+
 Thread safety (agent.KernelBackend): poll() may run in one thread while set_policy() and the
 container calls run in another; one lock serialises ring-buffer consumption and map writes,
 and poll() waits for records without holding it.
@@ -26,6 +31,7 @@ from reference_agent.kernel.compiler import CompiledFilePolicy
 from reference_agent.kernel.libbpf import BpfObject, RingBuffer
 from reference_agent.kernel.records import decode_file_event, record_slot
 from reference_agent.kernel.support import bpf_object_path
+from reference_agent.metadata.mounts import KubeletVolumeMounts
 from reference_agent.policy.operation import Container, Orchestrator
 
 _U32 = struct.Struct("<I")
@@ -42,8 +48,11 @@ class StartTimes:
 class FileEnforcer:
     """One loaded file_hooks object. Use as a context manager; `close()` detaches."""
 
-    def __init__(self, compiled: CompiledFilePolicy, object_path: str | None = None) -> None:
+    def __init__(self, compiled: CompiledFilePolicy, object_path: str | None = None,
+                 volume_mounts: KubeletVolumeMounts | None = None) -> None:
         self.compiled = compiled
+        self._volume_mounts = volume_mounts if volume_mounts is not None else KubeletVolumeMounts()
+        self._file_mounts: frozenset[int] = frozenset()  # mount ids in the file_mounts map
         self._slot = 0  # the live slot; active_policy starts zeroed
         self._masks: dict[int, int] = {}  # cgroup id -> selector mask in the live slot
         self._facts: dict[int, tuple[Container, Orchestrator | None]] = {}
@@ -102,6 +111,7 @@ class FileEnforcer:
         self._slot = new
         self.compiled = compiled
         self._masks = {cgid: m for cgid, m in masks.items() if m}
+        self._sync_file_mounts()
 
     # -- containers --------------------------------------------------------------------------
 
@@ -119,6 +129,26 @@ class FileEnforcer:
         else:
             self.obj.map("container_selectors").delete(_U64.pack(cgroup_id))
             self._masks.pop(cgroup_id, None)
+        self._sync_file_mounts()
+
+    def _sync_file_mounts(self) -> None:
+        """D19: the file_mounts map holds exactly the kubelet file-class volume mounts of the
+        containers the kernel knows (a mount id is freed with its mount and may be reused, so
+        ids of containers gone are removed). Only containers with a mask matter: no selector
+        can match anywhere else."""
+        per_cgroup = self._volume_mounts.mount_ids(self._masks)
+        wanted = frozenset().union(*per_cgroup.values()) if per_cgroup else frozenset()
+        table = self.obj.map("file_mounts")
+        for mount_id in wanted - self._file_mounts:
+            table.update(_U32.pack(mount_id), _U32.pack(int(abi.MountClass.D4C_MOUNT_FILE)))
+        for mount_id in self._file_mounts - wanted:
+            table.delete(_U32.pack(mount_id))
+        self._file_mounts = wanted
+
+    def file_mount_ids(self) -> frozenset[int]:
+        """Mount ids the kernel currently classifies as D19 `file` volumes."""
+        with self._lock:
+            return self._file_mounts
 
     def add_container(self, cgroup_id: int, container: Container, orchestrator: Orchestrator | None = None) -> int:
         """Register a container's cgroup; returns its selector mask (0: no selector can match,
