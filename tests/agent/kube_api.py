@@ -112,7 +112,7 @@ class KubeApi:
             def log_message(self, *_args: Any) -> None:  # quiet test output
                 pass
 
-            def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+            def do_GET(self) -> None:
                 api._handle(self)
 
         ThreadingHTTPServer.allow_reuse_address = True  # a restarted test API on the same port

@@ -7,7 +7,13 @@ import io
 
 import pytest
 
-from reference_agent.config import IN_CLUSTER, ConfigError, KubernetesConfig, load_config, parse_config
+from reference_agent.config import (
+    IN_CLUSTER,
+    ConfigError,
+    KubernetesConfig,
+    load_config,
+    parse_config,
+)
 
 from .kube_api import KubeApi
 

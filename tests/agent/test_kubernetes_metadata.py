@@ -237,12 +237,12 @@ def test_missing_pod_is_remembered_not_hammered(api, kubeconfig):
     gets = len(api.requests)
     for _ in range(5):
         assert pods.lookup("default", "ghost", None) is None
-    assert pods._wanted.qsize() == 0 and len(api.requests) == gets  # noqa: SLF001
+    assert pods._wanted.qsize() == 0 and len(api.requests) == gets
 
 
 def test_expired_watch_relists(api, kubeconfig):
     api.put(pod_json("default", "web-1", labels={"app": "web"}))
-    pods = PodDirectory(directory(kubeconfig)._api, node_name="node-1", watch_timeout=1,  # noqa: SLF001
+    pods = PodDirectory(directory(kubeconfig)._api, node_name="node-1", watch_timeout=1,
                         retry_interval=0.2)
     pods.start()
     try:

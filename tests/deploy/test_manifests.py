@@ -24,8 +24,8 @@ from typing import Any
 import kubernetes.client
 import pytest
 import yaml
-
 from agent.kube_api import KubeApi, pod_json
+
 from d4c.cli import build_parser
 from d4c.cli import main as d4c_main
 from reference_agent.config import IN_CLUSTER, KubernetesConfig, parse_config
