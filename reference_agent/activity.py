@@ -66,6 +66,9 @@ class ProcessActivity:
     # Added (additive) for cloud_defend.trace_point: the tracepoint or LSM hook that reported
     # it, e.g. "sched_process_exec" or "lsm__bprm_check_security"; None = omitted.
     trace_point: str | None = None
+    # Added (additive) for ECS process.exit_code on `end` events: the exit code as a shell
+    # reports it (128 + signal when killed); None = unknown, omitted.
+    exit_code: int | None = None
 
 
 @dataclass(frozen=True)

@@ -295,7 +295,8 @@ class Agent:
                 task = dataclasses.replace(task, executable=image.executable)
             end = ProcessActivity(operation="end", selectors=owed.selectors, actions=owed.actions,
                                   blocked=False, task=task, timestamp_ns=lc.timestamp_ns,
-                                  args=image.args if image is not None else (), trace_point=END_TRACE_POINT)
+                                  args=image.args if image is not None else (), trace_point=END_TRACE_POINT,
+                                  exit_code=lc.exit_code)
             documents = self._build(end)
         table.on_exit(task.pid, end_ns=lc.timestamp_ns, start_ns=task.start_time_ns)
         return documents

@@ -42,6 +42,8 @@ def process_documents(ctx: EventContext, activity: ProcessActivity, container: C
         fields["process.args_count"] = len(activity.args)
     if activity.operation == "end":
         fields["process.end"] = ctx.clock.iso(activity.timestamp_ns)
+        if activity.exit_code is not None:
+            fields["process.exit_code"] = activity.exit_code  # ECS: long
     if activity.operation == "exec" and activity.previous_executable is not None:
         previous: dict[str, object] = {"executable": activity.previous_executable}
         if activity.previous_args:

@@ -117,8 +117,8 @@ def exec_(task: TaskInfo, ts: int, *args: str) -> ProcessLifecycle:
     return ProcessLifecycle(kind="exec", task=task, timestamp_ns=ts * SEC, args=args)
 
 
-def exit_(task: TaskInfo, ts: int) -> ProcessLifecycle:
-    return ProcessLifecycle(kind="exit", task=task, timestamp_ns=ts * SEC, exit_code=0)
+def exit_(task: TaskInfo, ts: int, code: int | None = 0) -> ProcessLifecycle:
+    return ProcessLifecycle(kind="exit", task=task, timestamp_ns=ts * SEC, exit_code=code)
 
 
 def activity(operation: str, task: TaskInfo, ts: int, *, actions=("log",), blocked=False, args=(),
@@ -169,7 +169,7 @@ def test_end_exactly_once_for_a_process_with_fork_and_exec_events(node: Node) ->
     [end] = docs[PROCESS]
     assert end["event"]["action"] == "end" and end["event"]["type"] == ["end"]
     assert end["process"]["executable"] == "/usr/bin/true" and end["process"]["args"] == ["true"]
-    assert end["process"]["end"] == "2023-11-14T22:13:25.000Z"
+    assert end["process"]["end"] == "2023-11-14T22:13:25.000Z" and end["process"]["exit_code"] == 0
     assert end["process"]["pid"] == 210 and end["process"]["entity_id"] == node.agent.ctx.entity_id(210, child.start_time_ns)
     assert end["cloud_defend"]["matched_selectors"] == ["anyProcess"]
     assert end["cloud_defend"]["trace_point"] == "sched_process_exit"
@@ -219,10 +219,11 @@ def test_blocked_exec_is_an_alert_with_denied_and_its_process_still_ends(node: N
     # The exec never happened: the process still runs the shell that attempted it.
     assert alert["process"]["previous"] == [{"executable": "/bin/sh", "args": ["sh", "-c", "sleep infinity"]}]
     assert node.table.image(child).executable == "/bin/sh"
-    docs = node.feed(exit_(child, 5))
+    docs = node.feed(exit_(child, 5, code=None))
     assert list(docs) == [ALERTS]
     [end] = docs[ALERTS]
     assert end["event"]["type"] == ["end"] and end["process"]["executable"] == "/bin/sh"
+    assert "exit_code" not in end["process"]  # unknown: omitted
 
 
 def test_blocked_fork_is_an_alert_and_owes_no_end(node: Node) -> None:
