@@ -302,3 +302,34 @@ def test_ledger_cap_drops_the_oldest_debt() -> None:
     for pid in (1, 2, 3):
         ledger.note_emitted(f"e{pid}", pid)
     assert ledger.dropped == 1 and not ledger.owes_end("e1") and ledger.owes_end("e3")
+
+
+def test_every_process_field_of_the_seed_comes_from_the_table_with_its_ecs_type(node: Node) -> None:
+    """The seed's process.*/user.*/group.* fields, produced through lifecycle values and the
+    table alone (no hand-made ancestry), with ECS types: pids long, ids keyword strings,
+    args arrays, interactive/same_as_process booleans, dates as strings."""
+    from reference_agent.ecs.common import flatten
+
+    from .seed_fields import PROCESS_EVENT_FIELDS
+
+    child = node.task(210, 200, "/bin/sh", 300)
+    ran = dataclasses.replace(child, executable="/usr/bin/id")
+    docs = node.feed(fork(child, 3), exec_(ran, 4, "id", "-u"), activity("exec", ran, 4, args=("id", "-u")),
+                     exit_(ran, 5))
+    flat: dict = {}
+    for doc in docs[PROCESS]:
+        flat.update(flatten(doc))
+    wanted = [f for f in PROCESS_EVENT_FIELDS if f.split(".")[0] in ("process", "user", "group")]
+    missing = [f for f in wanted if f not in flat and not (f.startswith("process.previous.") and "process.previous" in flat)]
+    assert missing == []
+    for field, value in flat.items():
+        leaf = field.rsplit(".", 1)[-1]
+        if leaf == "pid":
+            assert type(value) is int, field
+        elif leaf in ("interactive", "same_as_process"):
+            assert type(value) is bool, field
+        elif leaf == "args":
+            assert isinstance(value, list) and all(isinstance(a, str) for a in value), field
+        elif field.endswith(("user.id", "group.id")) or leaf in ("entity_id", "start", "end", "executable", "name"):
+            assert isinstance(value, str), field
+    assert flat["process.previous"] == [{"executable": "/bin/sh", "args": ["sh", "-c", "sleep infinity"]}]
