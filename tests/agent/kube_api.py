@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import copy
 import json
+import ssl
+import subprocess
 import threading
 import uuid
 from collections.abc import Mapping
@@ -102,8 +104,9 @@ class KubeApi:
 
     # -- serving -------------------------------------------------------------------------------
 
-    def start(self, port: int = 0) -> str:
-        """Serve on 127.0.0.1 (`port` 0 = any free one); the base URL."""
+    def start(self, port: int = 0, tls: tuple[Path, Path] | None = None) -> str:
+        """Serve on 127.0.0.1 (`port` 0 = any free one), over HTTPS with `tls` = (certificate,
+        key) as an in-cluster API server does; the base URL."""
         api = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -118,9 +121,15 @@ class KubeApi:
         ThreadingHTTPServer.allow_reuse_address = True  # a restarted test API on the same port
         self._server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self._server.daemon_threads = True
+        scheme = "http"
+        if tls is not None:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(str(tls[0]), str(tls[1]))
+            self._server.socket = context.wrap_socket(self._server.socket, server_side=True)
+            scheme = "https"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        return f"{scheme}://127.0.0.1:{self._server.server_address[1]}"
 
     def stop(self) -> None:
         with self._cond:
@@ -155,7 +164,9 @@ class KubeApi:
         parts = urlsplit(handler.path)
         query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
         segments = [s for s in parts.path.split("/") if s]
-        if handler.headers.get("Authorization") != f"Bearer {TOKEN}":
+        scheme, _, credentials = (handler.headers.get("Authorization") or "").partition(" ")
+        # The auth scheme is case-insensitive (RFC 7235); the client's in-cluster loader sends "bearer".
+        if scheme.lower() != "bearer" or credentials != TOKEN:
             self._send_json(handler, 401, _status(401, "Unauthorized", "Unauthorized"))
             return
         if len(segments) == 6 and segments[:3] == ["api", "v1", "namespaces"] and segments[4] == "pods":
@@ -237,3 +248,12 @@ class KubeApi:
     def _wake(self) -> None:
         with self._cond:
             self._cond.notify_all()
+
+
+def self_signed_certificate(directory: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 (openssl CLI), to serve the API over HTTPS like a cluster's."""
+    cert, key = directory / "apiserver.crt", directory / "apiserver.key"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    return cert, key

@@ -336,3 +336,31 @@ def test_agent_with_a_kubernetes_config_applies_the_apis_labels(api, kubeconfig,
                  "masks with the API's labels applied")
     finally:
         agent.close()
+
+
+def test_in_cluster_service_account_reaches_the_api_over_tls(tmp_path, monkeypatch):
+    """`api: in-cluster` as in a pod: KUBERNETES_SERVICE_HOST/PORT, the service account's token
+    and CA certificate (their paths redirected to files of this test), HTTPS."""
+    import kubernetes.config.incluster_config as incluster
+
+    from reference_agent.config import IN_CLUSTER
+
+    from .kube_api import TOKEN, self_signed_certificate
+
+    cert, key = self_signed_certificate(tmp_path)
+    server = KubeApi()
+    url = server.start(tls=(cert, key))
+    try:
+        server.put(pod_json("default", "web-1", labels={"app": "web"}, uid=UID))
+        token = tmp_path / "token"
+        token.write_text(TOKEN)
+        monkeypatch.setattr(incluster, "SERVICE_TOKEN_FILENAME", str(token))
+        monkeypatch.setattr(incluster, "SERVICE_CERT_FILENAME", str(cert))
+        monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "127.0.0.1")
+        monkeypatch.setenv("KUBERNETES_SERVICE_PORT", url.rsplit(":", 1)[1])
+        pods = pod_directory(KubernetesConfig(api=IN_CLUSTER), environ={})
+        found = pods.fetch("default", "web-1")
+        assert found is not None and found.labels == {"app": "web"} and pods.api_up is True
+        assert server.verbs() == {("get", "pods")}
+    finally:
+        server.stop()
