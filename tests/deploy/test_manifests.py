@@ -125,8 +125,19 @@ def test_configmap_agent_config_passes_the_agent_config_loader():
         assert volumes[mounts[str(directory)]]["hostPath"]["path"] == str(directory)
 
 
-def test_daemonset_command_is_d4c_agent_run_with_its_real_options():
+NSENTER_HOST_CGROUP_NS = ["nsenter", "--cgroup=/proc/1/ns/cgroup", "--"]
+
+
+def d4c_command() -> list[str]:
+    """The DaemonSet's command without its nsenter prefix, which must enter the host's cgroup
+    namespace and nothing else (docs/deploy.md: cgroup namespaces)."""
     command = agent_container()["command"]
+    assert command[:3] == NSENTER_HOST_CGROUP_NS, command[:3]
+    return command[3:]
+
+
+def test_daemonset_command_is_d4c_agent_run_with_its_real_options():
+    command = d4c_command()
     assert command[0] == "d4c"  # the console script pyproject.toml installs
     args = build_parser(only="agent").parse_args(command[1:])  # SystemExit(2) on a wrong option
     assert (args.command, args.agent_command) == ("agent", "run")
@@ -202,7 +213,7 @@ def test_dockerfile_copies_existing_paths_and_runs_the_daemonset_command():
         if instruction == "FROM":
             assert rest.startswith("debian:bookworm"), rest
     cmd = [json.loads(rest) for instruction, rest in dockerfile_instructions() if instruction == "CMD"]
-    assert cmd == [agent_container()["command"]]
+    assert cmd == [d4c_command()]
     env = " ".join(rest for instruction, rest in dockerfile_instructions() if instruction == "ENV")
     bpf_dir = re.search(r"D4C_BPF_BUILD=(\S+)", env).group(1)
     support = (REPO / "reference_agent" / "kernel" / "support.py").read_text()
