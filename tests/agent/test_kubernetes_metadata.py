@@ -364,3 +364,30 @@ def test_in_cluster_service_account_reaches_the_api_over_tls(tmp_path, monkeypat
         assert server.verbs() == {("get", "pods")}
     finally:
         server.stop()
+
+
+def test_the_apis_labels_replace_the_container_labels(node):
+    """The API is the authority: labels the container claims (here the conformance annotation)
+    do not survive once the API has answered for the pod."""
+    from reference_agent.metadata.kubernetes import ApiPod
+
+    client, cgroup, proc, cg = node
+    client.running[CID]["Config"]["Labels"][POD_LABELS_ANNOTATION] = '{"track": "canary"}'
+
+    class Answering:
+        on_change = None
+
+        def lookup(self, namespace, name, uid=None):
+            assert (namespace, name, uid) == ("default", "web-1", UID)
+            return ApiPod(namespace=namespace, name=name, uid=UID, labels={"app": "web"}, ip="10.9.9.9")
+
+        def start(self):
+            pass
+
+        def close(self):
+            pass
+
+    cache = ContainerCache(client, cgroup_root=cgroup, proc_root=proc, pods=Answering())
+    cache.refresh()
+    assert masks(cache)[cg] == {"webPods"}
+    assert cache.lookup(cg).pod.ip == "10.9.9.9"
