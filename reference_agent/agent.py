@@ -276,7 +276,8 @@ class Agent:
         elif lc.kind == "exec":
             # An unknown pid is learnt there, with no process.previous: /proc already shows the
             # new image, so the one before is unknown (never guessed).
-            table.on_exec(task.pid, task.executable, lc.args, task=task)
+            # "" = the kernel side could not read the new image: unknown (None), not empty.
+            table.on_exec(task.pid, task.executable or None, lc.args, task=task)  # type: ignore[arg-type]
         elif lc.kind == "exit":
             return self._exit(lc)
         else:

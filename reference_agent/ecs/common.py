@@ -250,7 +250,7 @@ def relative_fields(ctx: EventContext, task: TaskInfo, container: ContainerInfo 
         fields[prefix + "pid"] = snap.pid
         fields[prefix + "start"] = ctx.clock.iso(snap.start_time_ns)
         fields[prefix + "same_as_process"] = (snap.pid == task.pid and snap.start_time_ns == task.start_time_ns)
-        if snap.executable is not None:
+        if snap.executable:  # None or "": unknown, omitted
             fields[prefix + "executable"] = snap.executable
             fields[prefix + "name"] = basename(snap.executable)
         if snap.args is not None:

@@ -333,3 +333,14 @@ def test_every_process_field_of_the_seed_comes_from_the_table_with_its_ecs_type(
         elif field.endswith(("user.id", "group.id")) or leaf in ("entity_id", "start", "end", "executable", "name"):
             assert isinstance(value, str), field
     assert flat["process.previous"] == [{"executable": "/bin/sh", "args": ["sh", "-c", "sleep infinity"]}]
+
+
+def test_an_exec_whose_image_the_kernel_could_not_read_leaves_it_unknown(node: Node) -> None:
+    child = node.task(210, 200, "/bin/sh", 300)
+    unread = dataclasses.replace(child, executable="")
+    grandchild = node.task(211, 210, "", 301)
+    docs = node.feed(fork(child, 3), exec_(unread, 4, "x"), fork(grandchild, 5), activity("fork", grandchild, 5))
+    [doc] = docs[PROCESS]
+    assert "executable" not in doc["process"] and "name" not in doc["process"]
+    assert doc["process"]["parent"]["pid"] == 210 and doc["process"]["parent"]["args"] == ["x"]
+    assert "executable" not in doc["process"]["parent"] and "name" not in doc["process"]["parent"]
