@@ -344,3 +344,14 @@ def test_an_exec_whose_image_the_kernel_could_not_read_leaves_it_unknown(node: N
     assert "executable" not in doc["process"] and "name" not in doc["process"]
     assert doc["process"]["parent"]["pid"] == 210 and doc["process"]["parent"]["args"] == ["x"]
     assert "executable" not in doc["process"]["parent"] and "name" not in doc["process"]["parent"]
+
+
+def test_reconcile_writes_the_end_owed_for_a_process_whose_exit_was_lost(node: Node) -> None:
+    """A full ring buffer can lose an exit: the process is gone from /proc, its end still owed."""
+    child = node.task(210, 200, "/bin/sh", 300)  # never in the fake /proc: it is gone
+    node.feed(fork(child, 3), activity("fork", child, 3))
+    docs = node.agent.reconcile()
+    assert [(d.fields["event.action"], d.fields["process.pid"]) for d in docs] == [("end", 210)]
+    assert docs[0].data_stream == PROCESS and "process.end" in docs[0].fields
+    assert 210 not in node.table and 200 in node.table  # still in /proc: kept
+    assert node.agent.reconcile() == [] and len(node.agent.ledger) == 0
