@@ -268,9 +268,11 @@ class Agent:
     def on_lifecycle(self, lc: ProcessLifecycle) -> list[Document]:
         """Apply a fork/exec/exit to the process table; the `end` documents an exit owes (D20)."""
         table = self.processes
-        if table is None:
-            return []
         task = lc.task
+        if lc.kind == "exit":
+            return self._exit(lc)
+        if table is None:  # no table (no /proc): nothing to keep
+            return []
         if lc.kind == "fork":
             table.on_fork(task)
         elif lc.kind == "exec":
@@ -278,20 +280,18 @@ class Agent:
             # new image, so the one before is unknown (never guessed).
             # "" = the kernel side could not read the new image: unknown (None), not empty.
             table.on_exec(task.pid, task.executable or None, lc.args, task=task)  # type: ignore[arg-type]
-        elif lc.kind == "exit":
-            return self._exit(lc)
         else:
             log.error("unknown process lifecycle kind %r (pid %d)", lc.kind, task.pid)
         return []
 
     def _exit(self, lc: ProcessLifecycle) -> list[Document]:
-        assert self.ctx is not None and self.processes is not None
+        assert self.ctx is not None
         table, task = self.processes, lc.task
         owed = self.ledger.settle(self.ctx.entity_id(task.pid, task.start_time_ns))
         documents: list[Document] = []
         if owed is not None:
             # Built before on_exit: the table forgets the process (and maybe its relatives).
-            image = table.image(task)
+            image = table.image(task) if table is not None else None
             if image is not None and image.executable:
                 task = dataclasses.replace(task, executable=image.executable)
             end = ProcessActivity(operation="end", selectors=owed.selectors, actions=owed.actions,
@@ -299,7 +299,8 @@ class Agent:
                                   args=image.args if image is not None else (), trace_point=END_TRACE_POINT,
                                   exit_code=lc.exit_code)
             documents = self._build(end)
-        table.on_exit(task.pid, end_ns=lc.timestamp_ns, start_ns=task.start_time_ns)
+        if table is not None:
+            table.on_exit(task.pid, end_ns=lc.timestamp_ns, start_ns=task.start_time_ns)
         return documents
 
     def reconcile(self) -> list[Document]:

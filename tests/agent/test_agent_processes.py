@@ -355,3 +355,13 @@ def test_reconcile_writes_the_end_owed_for_a_process_whose_exit_was_lost(node: N
     assert docs[0].data_stream == PROCESS and "process.end" in docs[0].fields
     assert 210 not in node.table and 200 in node.table  # still in /proc: kept
     assert node.agent.reconcile() == [] and len(node.agent.ledger) == 0
+
+
+def test_without_a_table_ends_are_still_written_once(node: Node) -> None:
+    """No /proc (table disabled): relatives are omitted, D20 still holds."""
+    node.agent.processes = None
+    child = node.task(210, 200, "/usr/bin/true", 300)
+    docs = node.feed(activity("exec", child, 3), exit_(child, 4), exit_(child, 5))
+    assert [d["event"]["action"] for d in docs[PROCESS]] == ["exec", "end"]
+    assert docs[PROCESS][1]["process"]["executable"] == "/usr/bin/true"
+    assert "session_leader" not in docs[PROCESS][1]["process"]
