@@ -478,9 +478,15 @@ class ProcessTable:
         return rec
 
     def _learn_late(self, pid: int, task: TaskInfo | None) -> _Record | None:
-        """A process first seen at exec (its fork predates the agent or was lost)."""
+        """A process first seen at exec (its fork predates the agent or was lost).
+
+        Nothing is copied from its parent: a process that was not seen forking may have
+        changed session since (runc init calls setsid before it execs the container's
+        command, whose parent is runc or containerd-shim), so session, group, args and cwd
+        come from /proc or the kernel, or stay unknown.
+        """
         if task is not None:
-            rec = self._record_from_task(task, self._live_record(task.ppid))
+            rec = self._record_from_task(task, None)
         else:
             try:
                 rec = self._record_from_snapshot(procfs.read_snapshot(self.proc_root, pid))

@@ -365,3 +365,18 @@ def test_without_a_table_ends_are_still_written_once(node: Node) -> None:
     assert [d["event"]["action"] for d in docs[PROCESS]] == ["exec", "end"]
     assert docs[PROCESS][1]["process"]["executable"] == "/usr/bin/true"
     assert "session_leader" not in docs[PROCESS][1]["process"]
+
+
+def test_docker_exec_under_a_known_shim_is_not_placed_in_the_shims_session(node: Node) -> None:
+    """The exec'd command's parent is containerd-shim (seeded, a host process): runc init's
+    setsid() means nothing of the shim's session may be copied; without the kernel's sid
+    and with /proc gone, the session leader is omitted rather than guessed."""
+    shell = node.task(300, 50, "/usr/bin/dash", 400)
+    child = node.task(301, 300, "/usr/bin/dash", 401)
+    ran = dataclasses.replace(child, executable="/usr/bin/true")
+    docs = node.feed(exec_(shell, 4, "sh", "-c", "true"), fork(child, 4), exec_(ran, 5, "true"),
+                     activity("exec", ran, 5))
+    proc = docs[PROCESS][0]["process"]
+    assert "session_leader" not in proc and "group_leader" not in proc
+    assert proc["parent"]["pid"] == 300 and proc["parent"]["args"] == ["sh", "-c", "true"]
+    assert proc["entry_leader"]["pid"] == 300  # the shim is outside the container
