@@ -240,6 +240,8 @@ static __always_inline void fill_task(struct d4c_process_event *ev, struct task_
 	ev->gid = BPF_CORE_READ(task, cred, egid.val);
 	ev->start_time_ns = BPF_CORE_READ(task, group_leader, start_boottime);
 	ev->tty = BPF_CORE_READ(task, signal, tty) != NULL;
+	ev->sid = BPF_CORE_READ(task, signal, pids[PIDTYPE_SID], numbers[0].nr);
+	ev->pgid = BPF_CORE_READ(task, signal, pids[PIDTYPE_PGID], numbers[0].nr);
 	BPF_CORE_READ_STR_INTO(&ev->comm, task, comm);
 }
 

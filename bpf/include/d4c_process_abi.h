@@ -138,6 +138,8 @@ struct d4c_process_event {
 	__u32 path_len;
 	__u32 args_len;
 	__u32 argc;
+	__u32 sid;             /* session id (initial pid namespace) */
+	__u32 pgid;            /* process-group id (initial pid namespace) */
 	char comm[D4C_COMM_LEN];
 	char args[D4C_ARGS_BUF];
 	char path[D4C_PATH_BUF];

@@ -159,6 +159,8 @@ class ProcessEvent(ctypes.Structure):
         ("path_len", c_u32),
         ("args_len", c_u32),
         ("argc", c_u32),
+        ("sid", c_u32),
+        ("pgid", c_u32),
         ("comm", ctypes.c_char * D4C_COMM_LEN),
         ("args", ctypes.c_char * D4C_ARGS_BUF),
         ("path", ctypes.c_char * D4C_PATH_BUF),

@@ -66,6 +66,8 @@ def decode_process_event(raw: bytes, selector_names: tuple[str, ...]) -> Process
         executable=executable,
         start_time_ns=ev.start_time_ns,
         tty=bool(ev.tty),
+        sid=ev.sid,
+        pgid=ev.pgid,
     )
     if record is process_abi.RecordType.D4C_RECORD_LIFECYCLE:
         return ProcessLifecycle(

@@ -248,5 +248,10 @@ def test_session_leader_executable(enforcer, cgroup, tmp_path):
     _, err, _ = in_cgroup(cgroup, shell)
     assert err == 0
     assert out.read_text().strip() != "0", "true ran"
-    [a] = activities(e.drain())
+    values = e.drain()
+    [a] = activities(values)
     assert (a.selectors, a.blocked, a.task.executable) == (("true-under-sh",), True, TRUE)
+    [sh_exec] = [v for v in lifecycle(values, "exec") if v.task.executable == sh]
+    leader = sh_exec.task.pid
+    assert (sh_exec.task.sid, sh_exec.task.pgid) == (leader, leader)
+    assert (a.task.sid, a.task.pgid, a.task.ppid) == (leader, leader, leader), "the shell's child, in its session"
