@@ -25,3 +25,8 @@ if ((rc == 5)); then
 elif ((rc != 0)); then
     exit "$rc"
 fi
+
+echo "== the conformance suite's kernel tier against the reference agent, in the VM"
+echo "   (every scenario with a kernel part: real containers, \`d4c agent run\`, EPERM and ECS events)"
+d4c vm run -- python3 -m pytest -q -p no:cacheprovider conformance/ --target reference -m kernel \
+    --conformance-report reports/conformance-kernel
