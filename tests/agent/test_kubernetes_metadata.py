@@ -53,7 +53,7 @@ def policy():
     return result.policy
 
 
-def wait_for(condition: Callable[[], object], what: str, timeout: float = 15.0) -> None:
+def wait_for(condition: Callable[[], object], what: str, timeout: float = 60.0) -> None:
     """Wait for a background thread's effect (not a timing assertion: the bound is generous)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
