@@ -623,7 +623,11 @@ int BPF_PROG(d4c_task_alloc, struct task_struct *child, unsigned long clone_flag
 		return 0;
 	__u64 mask = 0;
 	__u32 slot = 0;
-	if (!container_mask(&mask, &slot) || !mask)
+	if (!container_mask(&mask, &slot))
+		return 0;
+	__u64 key = bpf_get_current_pid_tgid();
+	bpf_map_delete_elem(&pending_fork, &key); /* a decision whose fork failed later */
+	if (!mask)
 		return 0;
 	__u32 s = slot & 1;
 	struct d4c_process_policy *pol = bpf_map_lookup_elem(&process_policy, &s);
@@ -649,7 +653,6 @@ int BPF_PROG(d4c_task_alloc, struct task_struct *child, unsigned long clone_flag
 		return -EPERM;
 	}
 	struct pending_fork pf = {.selectors = ev->selectors, .actions = actions, .flags = ev->flags};
-	__u64 key = bpf_get_current_pid_tgid();
 	bpf_map_update_elem(&pending_fork, &key, &pf, BPF_ANY);
 	return 0;
 }
@@ -698,6 +701,11 @@ int BPF_PROG(d4c_sched_process_fork, struct task_struct *parent, struct task_str
 SEC("tp_btf/sched_process_exit")
 int BPF_PROG(d4c_sched_process_exit, struct task_struct *p)
 {
+	/* A decision whose exec or fork then failed for another reason must not outlive its
+	 * thread (the maps are bounded; a stale entry would name a later operation). */
+	__u64 thread = bpf_get_current_pid_tgid();
+	bpf_map_delete_elem(&pending_exec, &thread);
+	bpf_map_delete_elem(&pending_fork, &thread);
 	if (BPF_CORE_READ(p, signal, live.counter) != 0)
 		return 0; /* other threads still run: the process has not ended */
 	__u32 tgid = BPF_CORE_READ(p, tgid);
