@@ -21,6 +21,7 @@ char LICENSE[] SEC("license") = "GPL";
 #define FMODE_WRITE 0x2
 #define FMODE_CREATED 0x100000
 #define O_TRUNC 00001000
+#define __O_TMPFILE 020000000 /* include/uapi/asm-generic/fcntl.h */
 #define RENAME_EXCHANGE (1 << 1) /* include/uapi/linux/fs.h */
 
 /* The d_flags bit of a dentry whose name is still being looked up (d_alloc_parallel). Its
@@ -462,6 +463,11 @@ int BPF_PROG(d4c_file_open, struct file *file, int ret)
 		stat_add(D4C_STAT_INNER_OPEN);
 		return 0;
 	}
+	/* open(dir, O_TMPFILE) makes a file with no name ("#<ino>" in the dcache): no path
+	 * changes, so no operation. It gets a name, and is created (D17), at linkat:
+	 * path_link decides that. */
+	if (flags & __O_TMPFILE)
+		return 0;
 	if (fmode & FMODE_CREATED) {
 		/* This open created the file (a creation, not a modification, D17). path_mknod
 		 * decided it before the file existed; it reported it too unless the name was still

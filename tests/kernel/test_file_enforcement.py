@@ -5,6 +5,7 @@ the EPERMs and the absence of both must agree."""
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import os
 import subprocess
@@ -28,6 +29,8 @@ from reference_agent.policy.operation import (
 
 from .policies import DIFFERENTIAL
 
+AT_FDCWD = -100
+AT_EMPTY_PATH = 0x1000  # linux/fcntl.h; Python's os.link has no way to pass it
 DEEP = "/etc/" + "/".join(["a"] * 70)  # 71 components below the root: more than 64
 
 
@@ -38,6 +41,21 @@ def _container(image: str) -> Container:
 
 def _create(path: str, mode: int = 0o644) -> Callable[[], None]:
     return lambda: os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode))
+
+
+def _tmpfile_then_link(directory: str, name: str) -> Callable[[], None]:
+    """open(dir, O_TMPFILE) then linkat(fd, "", AT_EMPTY_PATH): the file gets its first name
+    only at linkat, so that is where it is created (D17); the nameless open is no operation."""
+    def action() -> None:
+        fd = os.open(directory, os.O_TMPFILE | os.O_WRONLY, 0o644)
+        try:
+            os.write(fd, b"staged\n")
+            libc = ctypes.CDLL(None, use_errno=True)
+            if libc.linkat(fd, b"", AT_FDCWD, name.encode(), AT_EMPTY_PATH) != 0:
+                raise OSError(ctypes.get_errno(), "linkat")
+        finally:
+            os.close(fd)
+    return action
 
 
 def _write(path: str) -> Callable[[], None]:
@@ -87,6 +105,8 @@ CASES = (
           ("modifyFile", "/var/secrets/existing", "root", "rename", "lsm__path_rename"))),
     Case("hard link into /var/secrets", lambda: os.link("/usr/bin/tool2", "/var/secrets/hard"),
          (("createFile", "/var/secrets/hard", "root", "link", "lsm__path_link"),)),
+    Case("O_TMPFILE + linkat into /var/secrets", _tmpfile_then_link("/var/secrets", "/var/secrets/staged"),
+         (("createFile", "/var/secrets/staged", "root", "link", "lsm__path_link"),)),
     Case("create an executable", _create("/tmp/run.sh", 0o755),
          (("createExecutable", "/tmp/run.sh", "root", "creation", "lsm__path_mknod"),)),
     Case("create /usr/sbin2 (image condition)", _create("/usr/sbin2"),
