@@ -17,35 +17,23 @@ and poll() waits for records without holding it.
 
 from __future__ import annotations
 
-import select
-import struct
 import threading
-import time
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Self
 
 from reference_agent.activity import FileActivity
 from reference_agent.kernel import abi
 from reference_agent.kernel.compiler import CompiledFilePolicy
-from reference_agent.kernel.libbpf import BpfObject, RingBuffer
+from reference_agent.kernel.loaded_program import U32 as _U32
+from reference_agent.kernel.loaded_program import U64 as _U64
+from reference_agent.kernel.loaded_program import LoadedProgram, StartTimes
 from reference_agent.kernel.records import decode_file_event, record_slot
-from reference_agent.kernel.support import bpf_object_path
 from reference_agent.metadata.mounts import KubeletVolumeMounts
 from reference_agent.policy.operation import Container, Orchestrator
 
-_U32 = struct.Struct("<I")
-_U64 = struct.Struct("<Q")
+__all__ = ["FileEnforcer", "StartTimes"]
 
 
-@dataclass(frozen=True)
-class StartTimes:
-    open_s: float
-    load_s: float  # verification + map creation (the bulk under TCG)
-    attach_s: float
-
-
-class FileEnforcer:
+class FileEnforcer(LoadedProgram[FileActivity]):
     """One loaded file_hooks object. Use as a context manager; `close()` detaches."""
 
     def __init__(self, compiled: CompiledFilePolicy, object_path: str | None = None,
@@ -56,23 +44,9 @@ class FileEnforcer:
         self._slot = 0  # the live slot; active_policy starts zeroed
         self._masks: dict[int, int] = {}  # cgroup id -> selector mask in the live slot
         self._facts: dict[int, tuple[Container, Orchestrator | None]] = {}
-        self._activities: list[FileActivity] = []
         self._lock = threading.RLock()
         self._names: list[tuple[str, ...]] = [compiled.names, ()]  # selector names per slot
-        t0 = time.perf_counter()
-        self.obj = BpfObject(object_path or bpf_object_path("file_hooks"))
-        t1 = time.perf_counter()
-        try:
-            self.obj.load()
-            t2 = time.perf_counter()
-            self._write_policy(self._slot, compiled)
-            self.obj.attach_all()
-            t3 = time.perf_counter()
-            self.ring = RingBuffer(self.obj.map("file_events"), self._on_record)
-        except BaseException:
-            self.obj.close()
-            raise
-        self.times = StartTimes(open_s=t1 - t0, load_s=t2 - t1, attach_s=t3 - t2)
+        self._open("file_hooks", object_path, "file_events", lambda: self._write_policy(self._slot, compiled))
 
     # -- policy ------------------------------------------------------------------------------
 
@@ -81,9 +55,7 @@ class FileEnforcer:
         patterns = self.obj.map("path_patterns")
         for i, pattern in enumerate(c.patterns):
             patterns.update(_U32.pack(slot * abi.D4C_MAX_PATTERNS + i), bytes(pattern))
-        responses = self.obj.map("responses")
-        for i, response in enumerate(c.responses):
-            responses.update(_U32.pack(slot * abi.D4C_MAX_RESPONSES + i), bytes(response))
+        self._write_responses(slot, c.responses)
 
     def set_policy(self, compiled: CompiledFilePolicy, masks: Mapping[int, int] | None = None) -> None:
         """Switch to another policy without reloading the programs, atomically for the hooks.
@@ -99,13 +71,9 @@ class FileEnforcer:
         self.ring.consume()  # records of the slot about to be overwritten, named while we can
         self._write_policy(new, compiled)
         self._names[new] = compiled.names
+        self._write_container_selectors(self._slot, self._masks, new, masks)
+        self._activate(new)
         table = self.obj.map("container_selectors")
-        for cgid in set(self._masks) | set(masks):
-            value = abi.ContainerSelectors()
-            value.selectors[self._slot] = self._masks.get(cgid, 0)
-            value.selectors[new] = masks.get(cgid, 0)
-            table.update(_U64.pack(cgid), bytes(value))
-        self.obj.map("active_policy").update(_U32.pack(0), _U32.pack(new))
         for cgid in set(self._masks) - {c for c, m in masks.items() if m}:
             table.delete(_U64.pack(cgid))
         self._slot = new
@@ -166,41 +134,8 @@ class FileEnforcer:
 
     # -- events ------------------------------------------------------------------------------
 
-    def _on_record(self, raw: bytes) -> None:
-        self._activities.append(decode_file_event(raw, self._names[record_slot(raw)]))
-
-    def poll(self, timeout_ms: int = 0) -> list[FileActivity]:
-        """Deliver what the ring buffer holds (waiting up to timeout_ms for the first record)."""
-        if timeout_ms > 0:
-            select.select([self.ring.fileno()], [], [], timeout_ms / 1000)
-        return self.drain()
-
-    def drain(self) -> list[FileActivity]:
-        """Everything committed so far, without waiting: the records of a syscall that has
-        returned are all there (bpf_ringbuf_output commits before the hook returns), even if
-        the epoll wake-up that poll() waits for has not arrived yet."""
-        with self._lock:
-            self.ring.consume()
-            out, self._activities = self._activities, []
-            return out
+    def _decode(self, raw: bytes) -> FileActivity:
+        return decode_file_event(raw, self._names[record_slot(raw)])
 
     def stats(self) -> dict[str, int]:
-        stats = self.obj.map("stats")
-        out = {}
-        for stat in abi.Stat:
-            if stat is abi.Stat.D4C_STAT_COUNT:
-                continue
-            raw = stats.lookup(_U32.pack(int(stat)))
-            out[stat.name.removeprefix("D4C_STAT_").lower()] = _U64.unpack(raw)[0] if raw else 0
-        return out
-
-    def close(self) -> None:
-        if getattr(self, "ring", None) is not None:
-            self.ring.close()
-        self.obj.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+        return self._read_stats("stats", abi.Stat, "D4C_STAT_")

@@ -14,55 +14,49 @@ from __future__ import annotations
 
 import errno
 import os
-import select
-import struct
 import threading
-import time
 from collections.abc import Iterator, Mapping
-from typing import Self
 
 from reference_agent.activity import ProcessActivity, ProcessLifecycle
 from reference_agent.kernel import abi, process_abi
-from reference_agent.kernel.file_enforcer import StartTimes
-from reference_agent.kernel.libbpf import BpfError, BpfObject, RingBuffer
+from reference_agent.kernel.libbpf import BpfError
+from reference_agent.kernel.loaded_program import U32 as _U32
+from reference_agent.kernel.loaded_program import U64 as _U64
+from reference_agent.kernel.loaded_program import LoadedProgram
 from reference_agent.kernel.process_compiler import CompiledProcessPolicy
 from reference_agent.kernel.process_records import (
     decode_process_event,
     process_record_slot,
 )
 from reference_agent.kernel.records import container_view_executable
-from reference_agent.kernel.support import bpf_object_path
+from reference_agent.kernel.support import CGROUP2_ROOT
 from reference_agent.policy.operation import Container, Orchestrator
+from reference_agent.processes import procfs
 from reference_agent.processes.names import parse_id_file
 
-_U32 = struct.Struct("<I")
-_U64 = struct.Struct("<Q")
-_CLK_TCK = os.sysconf("SC_CLK_TCK")
-_CGROUP_ROOT = "/sys/fs/cgroup"
 _BPF_NOEXIST = 1
+ProcessValue = ProcessLifecycle | ProcessActivity
 
 
-def _cgroup_id_of(pid: str, proc: str) -> int | None:
+def _cgroup_id_of(pid: int, proc: str) -> int | None:
     """The cgroup v2 id (the cgroup directory's inode) of a process, None when unreadable."""
     try:
         with open(f"{proc}/{pid}/cgroup", "rb") as f:
-            for line in f.read().decode(errors="replace").splitlines():
-                if line.startswith("0::"):
-                    return os.stat(_CGROUP_ROOT + line[3:]).st_ino
+            path = procfs.parse_cgroup_v2_path(f.read().decode(errors="replace"))
+        return None if path is None else os.stat(f"{CGROUP2_ROOT}{path}").st_ino
     except OSError:
         return None
-    return None
 
 
 def cgroup_processes(cgroup_id: int, proc: str = "/proc") -> Iterator[int]:
     """Thread-group ids of the processes in a cgroup (by scanning /proc)."""
     try:
-        pids = [p for p in os.listdir(proc) if p.isdigit()]
+        pids = procfs.list_pids(proc)
     except OSError:
         return
     for pid in pids:
         if _cgroup_id_of(pid, proc) == cgroup_id:
-            yield int(pid)
+            yield pid
 
 
 def read_accounts(pid: int) -> dict[int, str]:
@@ -77,15 +71,12 @@ def read_accounts(pid: int) -> dict[int, str]:
 
 def _start_time_ns(pid: int) -> int:
     try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            stat = f.read().decode(errors="replace")
-    except OSError:
+        return procfs.read_stat("/proc", pid).start_ns
+    except procfs.ProcessGone:
         return 0
-    fields = stat[stat.rfind(")") + 2:].split()
-    return int(fields[19]) * 1_000_000_000 // _CLK_TCK  # field 22: starttime, clock ticks
 
 
-class ProcessEnforcer:
+class ProcessEnforcer(LoadedProgram[ProcessValue]):
     """One loaded process_hooks object. Use as a context manager; `close()` detaches."""
 
     def __init__(self, compiled: CompiledProcessPolicy, object_path: str | None = None) -> None:
@@ -95,23 +86,9 @@ class ProcessEnforcer:
         self._facts: dict[int, tuple[Container, Orchestrator | None]] = {}
         self._accounts: dict[int, dict[int, str]] = {}  # cgroup id -> its /etc/passwd
         self._user_keys: set[tuple[int, int, int]] = set()  # (cgroup, uid, slot) in user_names
-        self._values: list[ProcessLifecycle | ProcessActivity] = []
         self._lock = threading.RLock()
         self._names: list[tuple[str, ...]] = [compiled.names, ()]
-        t0 = time.perf_counter()
-        self.obj = BpfObject(object_path or bpf_object_path("process_hooks"))
-        t1 = time.perf_counter()
-        try:
-            self.obj.load()
-            t2 = time.perf_counter()
-            self._write_policy(self._slot, compiled)
-            self.obj.attach_all()
-            t3 = time.perf_counter()
-            self.ring = RingBuffer(self.obj.map("process_events"), self._on_record)
-        except BaseException:
-            self.obj.close()
-            raise
-        self.times = StartTimes(open_s=t1 - t0, load_s=t2 - t1, attach_s=t3 - t2)
+        self._open("process_hooks", object_path, "process_events", lambda: self._write_policy(self._slot, compiled))
 
     # -- policy ------------------------------------------------------------------------------
 
@@ -122,9 +99,7 @@ class ProcessEnforcer:
             base = (slot * process_abi.D4C_PATTERN_SETS + set_index) * abi.D4C_MAX_PATTERNS
             for i, pattern in enumerate(entries):
                 patterns.update(_U32.pack(base + i), bytes(pattern))
-        responses = self.obj.map("responses")
-        for i, response in enumerate(c.responses):
-            responses.update(_U32.pack(slot * abi.D4C_MAX_RESPONSES + i), bytes(response))
+        self._write_responses(slot, c.responses)
         user_ids = self.obj.map("user_ids")
         for key in user_ids.keys():  # noqa: SIM118 - a BPF map, not a dict
             if process_abi.UserIdKey.from_buffer_copy(key).slot == slot:
@@ -156,13 +131,8 @@ class ProcessEnforcer:
             for cgid in masks:
                 self._learn(cgid)
                 self._write_user_names(cgid, new, compiled)
-            table = self.obj.map("container_selectors")
-            for cgid in set(self._masks) | set(masks):
-                value = abi.ContainerSelectors()
-                value.selectors[self._slot] = self._masks.get(cgid, 0)
-                value.selectors[new] = masks.get(cgid, 0)
-                table.update(_U64.pack(cgid), bytes(value))
-            self.obj.map("active_policy").update(_U32.pack(0), _U32.pack(new))
+            self._write_container_selectors(self._slot, self._masks, new, masks)
+            self._activate(new)
             for cgid in set(self._masks) - set(masks):
                 self._forget(cgid)
             self._slot = new
@@ -242,40 +212,8 @@ class ProcessEnforcer:
 
     # -- events ------------------------------------------------------------------------------
 
-    def _on_record(self, raw: bytes) -> None:
-        self._values.append(decode_process_event(raw, self._names[process_record_slot(raw)]))
-
-    def poll(self, timeout_ms: int = 0) -> list[ProcessLifecycle | ProcessActivity]:
-        if timeout_ms > 0:
-            select.select([self.ring.fileno()], [], [], timeout_ms / 1000)
-        return self.drain()
-
-    def drain(self) -> list[ProcessLifecycle | ProcessActivity]:
-        with self._lock:
-            self.ring.consume()
-            out, self._values = self._values, []
-            return out
-
-    def fileno(self) -> int:
-        return self.ring.fileno()
+    def _decode(self, raw: bytes) -> ProcessValue:
+        return decode_process_event(raw, self._names[process_record_slot(raw)])
 
     def stats(self) -> dict[str, int]:
-        stats = self.obj.map("process_stats")
-        out = {}
-        for stat in process_abi.ProcessStat:
-            if stat is process_abi.ProcessStat.D4C_PSTAT_COUNT:
-                continue
-            raw = stats.lookup(_U32.pack(int(stat)))
-            out[stat.name.removeprefix("D4C_PSTAT_").lower()] = _U64.unpack(raw)[0] if raw else 0
-        return out
-
-    def close(self) -> None:
-        if getattr(self, "ring", None) is not None:
-            self.ring.close()
-        self.obj.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+        return self._read_stats("process_stats", process_abi.ProcessStat, "D4C_PSTAT_")
