@@ -28,7 +28,13 @@ from vm.errors import VmError
 from vm.paths import cache_root
 from vm.progress import say
 
-MEMORY_MB = 4096
+def memory_mb() -> int:
+    """Guest RAM: `$D4C_VM_MEMORY_MB`, default 4096; less lets several VMs share one host."""
+    value = os.environ.get("D4C_VM_MEMORY_MB", "4096")
+    if not value.isdigit() or int(value) < 512:
+        raise VmError(f"D4C_VM_MEMORY_MB={value!r}: expected a number of megabytes >= 512")
+    return int(value)
+
 BOOT_TIMEOUT = 300.0  # TCG on a loaded 2-core CI runner; a normal boot takes 8-15 s
 GUEST_AGENT_PORT = 7000
 
@@ -77,7 +83,7 @@ def qemu_command(image: Image, overlay: Path, checkout: Path, port: int, accel: 
     accel_opt = "kvm" if accel == "kvm" else "tcg,thread=single"
     return [
         "qemu-system-x86_64",
-        "-accel", accel_opt, "-cpu", cpu, "-m", str(MEMORY_MB), "-smp", str(cpus),
+        "-accel", accel_opt, "-cpu", cpu, "-m", str(memory_mb()), "-smp", str(cpus),
         "-display", "none", "-monitor", "none", "-no-reboot",
         "-serial", f"file:{console_log}",
         # The uncompressed ELF boots through PVH: no XZ decompression under TCG.
@@ -179,7 +185,7 @@ def boot(image: Image, checkout: Path, state_dir: Path) -> Machine:
             return machine
     else:
         say(f"acceleration: {accel} ({why})")
-    say(f"boot ({accel}, {os.cpu_count()} vCPUs, {MEMORY_MB} MB) ...")
+    say(f"boot ({accel}, {os.cpu_count()} vCPUs, {memory_mb()} MB) ...")
     t0 = time.monotonic()
     try:
         machine = _start(image, checkout, state_dir, accel, BOOT_TIMEOUT)

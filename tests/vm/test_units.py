@@ -181,7 +181,8 @@ def test_initramfs_is_a_newc_archive_with_init_modules_and_console(tmp_path):
 
 # --- qemu command line -----------------------------------------------------------------------
 
-def test_qemu_command_line(tmp_path):
+def test_qemu_command_line(tmp_path, monkeypatch):
+    monkeypatch.delenv("D4C_VM_MEMORY_MB", raising=False)
     image = Image("k", tmp_path, "6.1")
     checkout = Path("/some where/checkout")
     cmd = machine.qemu_command(image, tmp_path / "o.qcow2", checkout, 40000, "tcg", 2, tmp_path / "c.log")
@@ -256,3 +257,13 @@ def test_failed_boot_is_one_error_with_the_logs(monkeypatch, tmp_path):
         machine.boot(Image("k", image_dir, "6.1"), CHECKOUT, state)
     assert "boot failed: qemu exited" in str(error.value) and str(state / "console.log") in str(error.value)
     assert error.value.detail  # the console tail (or a note that it is empty) is shown
+
+
+def test_guest_memory_follows_the_environment(monkeypatch, tmp_path):
+    image = Image("k", tmp_path, "6.1")
+    monkeypatch.setenv("D4C_VM_MEMORY_MB", "2048")
+    cmd = machine.qemu_command(image, tmp_path / "o.qcow2", tmp_path, 1, "tcg", 2, tmp_path / "c.log")
+    assert cmd[cmd.index("-m") + 1] == "2048"
+    monkeypatch.setenv("D4C_VM_MEMORY_MB", "lots")
+    with pytest.raises(VmError, match="D4C_VM_MEMORY_MB"):
+        machine.memory_mb()
