@@ -3,12 +3,14 @@
 // in a container, resolve the target to a path inside the container's root, match it against
 // the policy's file selectors, evaluate the responses, report to the ring buffer and block
 // with -EPERM. Static selector conditions (image, orchestrator) are evaluated in userspace
-// per container and arrive here as the `container_selectors` bitmask of its cgroup.
+// per container and arrive here as the `container_selectors` bitmask of its cgroup
+// (d4c_policy.bpf.h, shared with process_hooks.bpf.c).
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
 #include <bpf/bpf_core_read.h>
-#include "d4c_abi.h"
+#include "d4c_file_abi.h"
+#include "d4c_policy.bpf.h"
 #include "d4c_paths.bpf.h"
 
 char LICENSE[] SEC("license") = "GPL";
@@ -44,37 +46,6 @@ static __always_inline __u32 dcache_par_lookup(void)
 	return DCACHE_PAR_LOOKUP_BEFORE_6_15;
 }
 
-/* Keep the shared types in BTF even where no code uses them (the layout test reads them). */
-const struct d4c_file_event *unused_event __attribute__((unused));
-const struct d4c_inode_key *unused_inode_key __attribute__((unused));
-const enum d4c_limits *unused_limits __attribute__((unused));
-const enum d4c_token *unused_token __attribute__((unused));
-const enum d4c_file_op *unused_op __attribute__((unused));
-const enum d4c_mount_class *unused_mount __attribute__((unused));
-const enum d4c_action *unused_action __attribute__((unused));
-const enum d4c_hook *unused_hook __attribute__((unused));
-const enum d4c_event_action *unused_event_action __attribute__((unused));
-const enum d4c_event_flags *unused_flags __attribute__((unused));
-const enum d4c_stat *unused_stat __attribute__((unused));
-
-/* cgroup v2 id of a container -> file selectors whose static conditions it meets. 4096
- * containers is far more than one node runs; absent = not a container = never matches (D15). */
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 4096);
-	__type(key, __u64);
-	__type(value, struct d4c_container_selectors);
-} container_selectors SEC(".maps");
-
-/* Which policy slot is live (0 or 1). Userspace fills the other slot, then flips this: a hook
- * reads it once and then sees one whole policy, never a mix (agent.KernelBackend: atomic). */
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, __u32);
-} active_policy SEC(".maps");
-
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, D4C_POLICY_SLOTS);
@@ -88,20 +59,6 @@ struct {
 	__type(key, __u32);
 	__type(value, struct d4c_path_pattern);
 } path_patterns SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, D4C_POLICY_SLOTS * D4C_MAX_RESPONSES);
-	__type(key, __u32);
-	__type(value, struct d4c_response);
-} responses SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, D4C_STAT_COUNT);
-	__type(key, __u32);
-	__type(value, __u64);
-} stats SEC(".maps");
 
 /* 4 MiB: ~950 full-size records before userspace must have drained some. */
 struct {
@@ -152,41 +109,15 @@ struct {
 	__type(value, struct d4c_file_event);
 } deferred_denial SEC(".maps");
 
-/* Per-CPU scratch: two records (rename decides both sides before reporting either) and the
- * component names of the walk in progress. Too large for the 512-byte BPF stack. */
+/* Per-CPU scratch: two records (rename decides both sides before reporting either); their
+ * paths are path buffers 0 and 1. Too large for the 512-byte BPF stack. */
 struct scratch {
 	struct d4c_file_event ev[2];
-	struct d4c_walk_names walk;
 };
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct scratch);
-} scratch_map SEC(".maps");
-
-static __always_inline void stat_add(__u32 idx)
-{
-	__u64 *v = bpf_map_lookup_elem(&stats, &idx);
-	if (v)
-		__sync_fetch_and_add(v, 1);
-}
-
-static __always_inline struct scratch *get_scratch(void)
-{
-	__u32 zero = 0;
-	return bpf_map_lookup_elem(&scratch_map, &zero);
-}
+D4C_PERCPU_SCRATCH(struct scratch, scratch_map, get_scratch)
 
 /* The accessors d4c_paths.bpf.h needs: paths are resolved into, and matched in, the path of
  * scratch record `which`; patterns are those of path_patterns. */
-static __always_inline struct d4c_walk_names *d4c_walk_names(void)
-{
-	struct scratch *sc = get_scratch();
-	return sc ? &sc->walk : 0;
-}
-
 static __always_inline char *d4c_path_buf(__u32 which)
 {
 	struct scratch *sc = get_scratch();
@@ -204,11 +135,11 @@ static __always_inline struct d4c_path_pattern *d4c_pattern(__u32 key)
 static __always_inline int container_file(struct vfsmount *mnt, struct dentry *dentry)
 {
 	if (pseudo_fs(BPF_CORE_READ(dentry, d_sb, s_magic))) {
-		stat_add(D4C_STAT_NOT_CONTAINER_FILE);
+		d4c_stat_add(D4C_STAT_NOT_CONTAINER_FILE);
 		return 0;
 	}
 	if ((__u64)BPF_CORE_READ(real_mount(mnt), mnt_ns) == MNT_NS_INTERNAL) {
-		stat_add(D4C_STAT_NOT_CONTAINER_FILE);
+		d4c_stat_add(D4C_STAT_NOT_CONTAINER_FILE);
 		return 0;
 	}
 	return 1;
@@ -235,50 +166,24 @@ static __always_inline int resolve_path(struct d4c_file_event *ev, __u32 which,
 	ev->path_len = len;
 	ev->mount = mount;
 	if (rc) {
-		ev->flags |= D4C_EVENT_PATH_INCOMPLETE;
-		stat_add(D4C_STAT_PATH_INCOMPLETE);
+		ev->head.flags |= D4C_FLAG_PATH_INCOMPLETE;
+		d4c_stat_add(D4C_STAT_PATH_INCOMPLETE);
 		return -1;
-	}
-	return 0;
-}
-
-/* D22: response i fires when one of its `match` selectors matched and none of its `exclude`
- * selectors did. A bpf_loop, not a for loop: the verifier would walk every iteration. */
-struct response_ctx {
-	__u64 matched;
-	__u64 unsure;   /* fail-closed: counted as matched for `match`, not for `exclude` */
-	__u64 shown;
-	__u32 actions;
-	__u32 n;
-	__u32 base;     /* first index of the live slot in responses */
-};
-
-static long response_step(__u32 i, struct response_ctx *c)
-{
-	if (i >= c->n)
-		return 1;
-	__u32 key = c->base + i;
-	struct d4c_response *r = bpf_map_lookup_elem(&responses, &key);
-	if (!r)
-		return 1;
-	__u64 hit = r->match & (c->matched | c->unsure);
-	if (hit && !(r->exclude & c->matched)) {
-		c->shown |= hit;
-		c->actions |= r->actions;
 	}
 	return 0;
 }
 
 /*
  * D22 in the kernel: which selectors match the operation in ev (operation, mount, path), which
- * responses fire, with which actions. Sets ev->selectors and ev->actions; returns the actions.
+ * responses fire, with which actions. Sets the head's selectors and actions; returns the
+ * actions.
  */
 static __noinline __u32 decide(struct d4c_file_event *ev, __u32 which, __u64 container_mask,
 			       __u32 slot)
 {
 	slot &= 1;
 	if (slot)
-		ev->flags |= D4C_EVENT_POLICY_SLOT1;
+		ev->head.flags |= D4C_FLAG_POLICY_SLOT1;
 	struct d4c_file_policy *pol = bpf_map_lookup_elem(&file_policy, &slot);
 	if (!pol)
 		return 0;
@@ -304,41 +209,33 @@ static __noinline __u32 decide(struct d4c_file_event *ev, __u32 which, __u64 con
 	__u64 unsure = 0;
 	__u64 need = cand & pol->path_selectors;
 	if (need) {
-		if (ev->flags & D4C_EVENT_PATH_INCOMPLETE) {
+		if (ev->head.flags & D4C_FLAG_PATH_INCOMPLETE) {
 			unsure = need;
 		} else {
 			__u64 hit = 0;
 			if (!d4c_match_path(which, ev->path_len, need, pol->n_patterns,
 					    slot * D4C_MAX_PATTERNS, &hit)) {
-				ev->flags |= D4C_EVENT_MATCH_INCOMPLETE;
-				stat_add(D4C_STAT_MATCH_INCOMPLETE);
+				ev->head.flags |= D4C_FLAG_MATCH_INCOMPLETE;
+				d4c_stat_add(D4C_STAT_MATCH_INCOMPLETE);
 				unsure = need & ~hit;
 			}
 			matched |= hit & need;
 		}
 	}
 
-	struct response_ctx rc = {.matched = matched, .unsure = unsure, .n = pol->n_responses,
-				  .base = slot * D4C_MAX_RESPONSES};
-	bpf_loop(D4C_MAX_RESPONSES, response_step, &rc, 0);
-	__u64 shown = rc.shown;
-	__u32 actions = rc.actions;
-	ev->selectors = shown;
-	ev->actions = actions;
-	return actions;
+	ev->head.actions = d4c_fire_responses(matched, unsure, pol->n_responses, slot,
+					      &ev->head.selectors);
+	return ev->head.actions;
 }
 
-/* The common part of every hook: the container's selector mask, or 0 for a host task. */
+/* The common part of every hook: the container's selector mask, or 0 for a host task (the
+ * file side registers only containers where some selector can apply). */
 static __always_inline __u64 container_mask(__u32 *slot)
 {
-	__u64 cgid = bpf_get_current_cgroup_id();
-	struct d4c_container_selectors *c = bpf_map_lookup_elem(&container_selectors, &cgid);
-	if (!c)
+	__u64 mask = 0;
+	if (!d4c_container_mask(&mask, slot))
 		return 0;
-	__u32 zero = 0;
-	__u32 *active = bpf_map_lookup_elem(&active_policy, &zero);
-	*slot = active ? *active & 1 : 0;
-	return c->selectors[*slot & 1];
+	return mask;
 }
 
 static __always_inline struct d4c_file_event *begin(struct scratch *sc, __u32 which, __u32 op,
@@ -347,45 +244,23 @@ static __always_inline struct d4c_file_event *begin(struct scratch *sc, __u32 wh
 	struct d4c_file_event *ev = &sc->ev[which & 1];
 	ev->operation = op;
 	ev->event_action = event_action;
-	ev->hook = hook;
-	ev->flags = 0;
-	ev->selectors = 0;
-	ev->actions = 0;
-	ev->blocked = 0;
+	ev->head.hook = hook;
+	ev->head.flags = 0;
+	ev->head.selectors = 0;
+	ev->head.actions = 0;
+	ev->head.blocked = 0;
 	return ev;
 }
 
-static __always_inline void fill_task(struct d4c_file_event *ev)
-{
-	struct task_struct *task = bpf_get_current_task_btf();
-	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	ev->timestamp_ns = bpf_ktime_get_boot_ns(); /* CLOCK_BOOTTIME, as ecs.BootClock expects */
-	ev->cgroup_id = bpf_get_current_cgroup_id();
-	ev->pid = pid_tgid >> 32;
-	ev->tid = (__u32)pid_tgid;
-	ev->ppid = BPF_CORE_READ(task, real_parent, tgid);
-	ev->uid = BPF_CORE_READ(task, cred, euid.val);
-	ev->gid = BPF_CORE_READ(task, cred, egid.val);
-	ev->start_time_ns = BPF_CORE_READ(task, group_leader, start_boottime); /* /proc stat field 22 */
-	ev->tty = BPF_CORE_READ(task, signal, tty) != NULL;
-	bpf_get_current_comm(ev->comm, sizeof(ev->comm));
-}
-
-/* Records are cut after the path's NUL: most paths are short, and a full-size record would
- * let ~950 of them fill the 4 MiB ring buffer. */
 static __always_inline void output(struct d4c_file_event *ev)
 {
-	__u64 size = __builtin_offsetof(struct d4c_file_event, path) + (ev->path_len & (D4C_PATH_MAX - 1)) + 1;
-	if (bpf_ringbuf_output(&file_events, ev, size, 0))
-		stat_add(D4C_STAT_RINGBUF_FULL);
-	else
-		stat_add(D4C_STAT_EVENTS);
+	d4c_submit(&file_events, ev, __builtin_offsetof(struct d4c_file_event, path), ev->path_len);
 }
 
 static __always_inline void emit(struct d4c_file_event *ev, __u32 blocked)
 {
-	ev->blocked = blocked;
-	fill_task(ev);
+	ev->head.blocked = blocked;
+	d4c_fill_task(&ev->head, bpf_get_current_task_btf());
 	output(ev);
 }
 
@@ -425,16 +300,16 @@ static __always_inline int single(struct vfsmount *mnt, struct dentry *dentry, _
 	if (how == BLOCK_DEFER_REPORT) {
 		if (!block)
 			return 0;
-		ev->blocked = 1;
-		fill_task(ev);
+		ev->head.blocked = 1;
+		d4c_fill_task(&ev->head, bpf_get_current_task_btf());
 		__u64 key = bpf_get_current_pid_tgid();
 		bpf_map_update_elem(&deferred_denial, &key, ev, BPF_ANY);
-		stat_add(D4C_STAT_BLOCKS);
+		d4c_stat_add(D4C_STAT_BLOCKS);
 		return -EPERM;
 	}
 	emit(ev, block);
 	if (block) {
-		stat_add(D4C_STAT_BLOCKS);
+		d4c_stat_add(D4C_STAT_BLOCKS);
 		return -EPERM;
 	}
 	return 0;
@@ -460,7 +335,7 @@ int BPF_PROG(d4c_file_open, struct file *file, int ret)
 	 * inode (open_with_fake_path). That inner open is the outer one carried out, already
 	 * judged above it: it is not an operation of its own. */
 	if ((__u64)inode != (__u64)BPF_CORE_READ(file, f_path.dentry, d_inode)) {
-		stat_add(D4C_STAT_INNER_OPEN);
+		d4c_stat_add(D4C_STAT_INNER_OPEN);
 		return 0;
 	}
 	/* open(dir, O_TMPFILE) makes a file with no name ("#<ino>" in the dcache): no path
@@ -540,7 +415,7 @@ int BPF_PROG(d4c_path_mknod, const struct path *dir, struct dentry *dentry, umod
 	 * created unless the creation would have been blocked. */
 	__u32 dflags = BPF_CORE_READ(dentry, d_flags);
 	if (dflags & dcache_par_lookup()) {
-		stat_add(D4C_STAT_CREATE_IN_LOOKUP);
+		d4c_stat_add(D4C_STAT_CREATE_IN_LOOKUP);
 		return single(BPF_CORE_READ(dir, mnt), dentry, mask, create_op(mode),
 			      D4C_EVENT_CREATION, D4C_HOOK_PATH_MKNOD, BLOCK_DEFER_REPORT, slot);
 	}
@@ -675,7 +550,7 @@ int BPF_PROG(d4c_path_rename, const struct path *old_dir, struct dentry *old_den
 	if (actions_b)
 		emit(ev_b, block);
 	if (block) {
-		stat_add(D4C_STAT_BLOCKS);
+		d4c_stat_add(D4C_STAT_BLOCKS);
 		return -EPERM;
 	}
 	return 0;
@@ -709,7 +584,7 @@ int BPF_PROG(d4c_open_exit, int dfd, struct filename *pathname, const struct ope
 	if ((unsigned long)ret >= (unsigned long)-4095L) { /* IS_ERR: nothing was opened */
 		output(ev);
 	} else {
-		stat_add(D4C_STAT_DENIAL_WITHDRAWN);
+		d4c_stat_add(D4C_STAT_DENIAL_WITHDRAWN);
 	}
 	bpf_map_delete_elem(&deferred_denial, &key);
 	return 0;

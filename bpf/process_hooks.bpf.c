@@ -3,13 +3,15 @@
 // container task (sched_process_* tracepoints), and the policy's process responses decided in
 // the kernel: exec at LSM bprm_creds_for_exec (before the new image runs), fork at LSM
 // task_alloc (before the child exists), -EPERM when a fired response blocks (D21). Static
-// selector conditions (image, orchestrator) arrive as the per-container mask, like the file
-// side; paths are resolved and matched by the shared d4c_paths.bpf.h.
+// selector conditions (image, orchestrator) arrive as the per-container mask and responses
+// fire as on the file side (d4c_policy.bpf.h); paths are resolved and matched by the shared
+// d4c_paths.bpf.h.
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
 #include <bpf/bpf_core_read.h>
 #include "d4c_process_abi.h"
+#include "d4c_policy.bpf.h"
 #include "d4c_paths.bpf.h"
 
 char LICENSE[] SEC("license") = "GPL";
@@ -17,44 +19,6 @@ char LICENSE[] SEC("license") = "GPL";
 #define CLONE_THREAD 0x00010000
 #define NR_EXECVE 59    /* x86_64 */
 #define NR_EXECVEAT 322
-
-/* Keep the shared types in BTF (the layout test reads them). */
-const struct d4c_process_event *unused_pevent __attribute__((unused));
-const struct d4c_process_policy *unused_ppolicy __attribute__((unused));
-const struct d4c_user_id_key *unused_uid_key __attribute__((unused));
-const struct d4c_user_name_key *unused_uname_key __attribute__((unused));
-const struct d4c_exe_path *unused_exe __attribute__((unused));
-const struct d4c_path_pattern *unused_pattern __attribute__((unused));
-const struct d4c_response *unused_response __attribute__((unused));
-const struct d4c_container_selectors *unused_containers __attribute__((unused));
-const enum d4c_process_limits *unused_plimits __attribute__((unused));
-const enum d4c_process_op *unused_pop __attribute__((unused));
-const enum d4c_pattern_set *unused_set __attribute__((unused));
-const enum d4c_record_type *unused_record __attribute__((unused));
-const enum d4c_process_kind *unused_kind __attribute__((unused));
-const enum d4c_process_hook *unused_phook __attribute__((unused));
-const enum d4c_process_flags *unused_pflags __attribute__((unused));
-const enum d4c_process_stat *unused_pstat __attribute__((unused));
-const enum d4c_action *unused_paction __attribute__((unused));
-const enum d4c_token *unused_ptoken __attribute__((unused));
-
-/* cgroup v2 id of a registered container -> process selectors whose static conditions it
- * meets, per slot. Present (even with no bits) = a container: its tasks' lifecycle is
- * reported. Absent = a host task: never reported, never matched (D15). */
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 4096);
-	__type(key, __u64);
-	__type(value, struct d4c_container_selectors);
-} container_selectors SEC(".maps");
-
-/* The live policy slot (0 or 1); see file_hooks.bpf.c. */
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, __u32);
-} active_policy SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -70,13 +34,6 @@ struct {
 	__type(key, __u32);
 	__type(value, struct d4c_path_pattern);
 } process_patterns SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, D4C_POLICY_SLOTS * D4C_MAX_RESPONSES);
-	__type(key, __u32);
-	__type(value, struct d4c_response);
-} responses SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -132,13 +89,6 @@ struct {
 	__type(value, struct pending_fork);
 } pending_fork SEC(".maps");
 
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, D4C_PSTAT_COUNT);
-	__type(key, __u32);
-	__type(value, __u64);
-} process_stats SEC(".maps");
-
 /* 16 MiB: an exec loop produces three records (fork, exec, exit) per iteration. */
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -146,42 +96,16 @@ struct {
 } process_events SEC(".maps");
 
 /* Per-CPU scratch: the record being built (its path is path buffer 0), a second path (buffer
- * 1: the session leader's executable; also the staging value of exe_paths), the pending exec
- * value and the walk's components. */
+ * 1: the session leader's executable; also the staging value of exe_paths) and the pending
+ * exec value. */
 struct pscratch {
 	struct d4c_process_event ev;
 	struct d4c_exe_path other;
 	struct pending_exec pend;
-	struct d4c_walk_names walk;
 };
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct pscratch);
-} pscratch_map SEC(".maps");
-
-static __always_inline void stat_add(__u32 idx)
-{
-	__u64 *v = bpf_map_lookup_elem(&process_stats, &idx);
-	if (v)
-		__sync_fetch_and_add(v, 1);
-}
-
-static __always_inline struct pscratch *get_scratch(void)
-{
-	__u32 zero = 0;
-	return bpf_map_lookup_elem(&pscratch_map, &zero);
-}
+D4C_PERCPU_SCRATCH(struct pscratch, pscratch_map, get_scratch)
 
 /* The accessors of d4c_paths.bpf.h. */
-static __always_inline struct d4c_walk_names *d4c_walk_names(void)
-{
-	struct pscratch *sc = get_scratch();
-	return sc ? &sc->walk : 0;
-}
-
 static __always_inline char *d4c_path_buf(__u32 which)
 {
 	struct pscratch *sc = get_scratch();
@@ -195,31 +119,17 @@ static __always_inline struct d4c_path_pattern *d4c_pattern(__u32 key)
 	return bpf_map_lookup_elem(&process_patterns, &key);
 }
 
-/* The container's selector mask for the live slot; returns 0 for a host task. */
-static __always_inline int container_mask(__u64 *mask, __u32 *slot)
-{
-	__u64 cgid = bpf_get_current_cgroup_id();
-	struct d4c_container_selectors *c = bpf_map_lookup_elem(&container_selectors, &cgid);
-	if (!c)
-		return 0;
-	__u32 zero = 0;
-	__u32 *active = bpf_map_lookup_elem(&active_policy, &zero);
-	*slot = active ? *active & 1 : 0;
-	*mask = c->selectors[*slot & 1];
-	return 1;
-}
-
 static __always_inline struct d4c_process_event *begin(struct pscratch *sc, __u32 record, __u32 kind,
 						       __u32 hook)
 {
 	struct d4c_process_event *ev = &sc->ev;
 	ev->record = record;
 	ev->kind = kind;
-	ev->hook = hook;
-	ev->flags = 0;
-	ev->selectors = 0;
-	ev->actions = 0;
-	ev->blocked = 0;
+	ev->head.hook = hook;
+	ev->head.flags = 0;
+	ev->head.selectors = 0;
+	ev->head.actions = 0;
+	ev->head.blocked = 0;
 	ev->exit_code = 0;
 	ev->path_len = 0;
 	ev->path[0] = 0;
@@ -228,43 +138,22 @@ static __always_inline struct d4c_process_event *begin(struct pscratch *sc, __u3
 	return ev;
 }
 
-/* The described task's identity (fork: the child, which is not `current`). */
-static __always_inline void fill_task(struct d4c_process_event *ev, struct task_struct *task)
-{
-	ev->timestamp_ns = bpf_ktime_get_boot_ns();
-	ev->cgroup_id = bpf_get_current_cgroup_id(); /* a child starts in its parent's cgroup */
-	ev->pid = BPF_CORE_READ(task, tgid);
-	ev->tid = BPF_CORE_READ(task, pid);
-	ev->ppid = BPF_CORE_READ(task, real_parent, tgid);
-	ev->uid = BPF_CORE_READ(task, cred, euid.val);
-	ev->gid = BPF_CORE_READ(task, cred, egid.val);
-	ev->start_time_ns = BPF_CORE_READ(task, group_leader, start_boottime);
-	ev->tty = BPF_CORE_READ(task, signal, tty) != NULL;
-	ev->sid = BPF_CORE_READ(task, signal, pids[PIDTYPE_SID], numbers[0].nr);
-	ev->pgid = BPF_CORE_READ(task, signal, pids[PIDTYPE_PGID], numbers[0].nr);
-	BPF_CORE_READ_STR_INTO(&ev->comm, task, comm);
-}
-
 static __always_inline void output(struct d4c_process_event *ev)
 {
-	__u64 size = __builtin_offsetof(struct d4c_process_event, path) + (ev->path_len & (D4C_PATH_MAX - 1)) + 1;
-	if (bpf_ringbuf_output(&process_events, ev, size, 0))
-		stat_add(D4C_PSTAT_RINGBUF_FULL);
-	else
-		stat_add(D4C_PSTAT_EVENTS);
+	d4c_submit(&process_events, ev, __builtin_offsetof(struct d4c_process_event, path), ev->path_len);
 }
 
 /* The record's path := the path of `file` as seen from the current task's root. */
 static __always_inline void resolve_file(struct d4c_process_event *ev, struct file *file)
 {
 	if (!file) {
-		ev->flags |= D4C_PFLAG_NO_EXE;
+		ev->head.flags |= D4C_FLAG_NO_EXE;
 		return;
 	}
 	__u32 len = 0, mount = 0;
 	if (d4c_resolve_path(0, BPF_CORE_READ(file, f_path.mnt), BPF_CORE_READ(file, f_path.dentry), &len, &mount)) {
-		ev->flags |= D4C_PFLAG_EXE_INCOMPLETE;
-		stat_add(D4C_PSTAT_EXE_INCOMPLETE);
+		ev->head.flags |= D4C_FLAG_PATH_INCOMPLETE;
+		d4c_stat_add(D4C_STAT_PATH_INCOMPLETE);
 	}
 	ev->path_len = len;
 }
@@ -274,7 +163,7 @@ static __always_inline void copy_exe(struct d4c_process_event *ev, struct d4c_ex
 {
 	bpf_probe_read_kernel(ev->path, sizeof(ev->path), exe->path);
 	ev->path_len = exe->path_len;
-	ev->flags |= exe->flags & (D4C_PFLAG_EXE_INCOMPLETE | D4C_PFLAG_NO_EXE);
+	ev->head.flags |= exe->flags & (D4C_FLAG_PATH_INCOMPLETE | D4C_FLAG_NO_EXE);
 }
 
 /* exe_paths[tgid] := the record's path. */
@@ -283,7 +172,7 @@ static __always_inline void store_exe(struct pscratch *sc, __u32 tgid, __u64 sta
 	struct d4c_exe_path *staging = &sc->other;
 	bpf_probe_read_kernel(staging->path, sizeof(staging->path), sc->ev.path);
 	staging->path_len = sc->ev.path_len;
-	staging->flags = sc->ev.flags & (D4C_PFLAG_EXE_INCOMPLETE | D4C_PFLAG_NO_EXE);
+	staging->flags = sc->ev.head.flags & (D4C_FLAG_PATH_INCOMPLETE | D4C_FLAG_NO_EXE);
 	staging->start_time_ns = start_time_ns;
 	bpf_map_update_elem(&exe_paths, &tgid, staging, BPF_ANY);
 }
@@ -298,42 +187,10 @@ static __always_inline void current_exe(struct pscratch *sc, struct task_struct 
 		copy_exe(&sc->ev, exe);
 		return;
 	}
-	stat_add(D4C_PSTAT_EXE_MISSING);
+	d4c_stat_add(D4C_STAT_EXE_MISSING);
 	resolve_file(&sc->ev, BPF_CORE_READ(task, mm, exe_file));
-	if (!(sc->ev.flags & D4C_PFLAG_NO_EXE))
+	if (!(sc->ev.head.flags & D4C_FLAG_NO_EXE))
 		store_exe(sc, tgid, BPF_CORE_READ(task, group_leader, start_boottime));
-}
-
-static __always_inline __u32 session_id(struct task_struct *task)
-{
-	return BPF_CORE_READ(task, signal, pids[PIDTYPE_SID], numbers[0].nr);
-}
-
-/* D22: response i fires when one of its `match` selectors matched and none of its `exclude`
- * selectors did (the same loop as file_hooks.bpf.c, over this object's responses). */
-struct response_ctx {
-	__u64 matched;
-	__u64 unsure;   /* fail-closed: counted as matched for `match`, not for `exclude` */
-	__u64 shown;
-	__u32 actions;
-	__u32 n;
-	__u32 base;
-};
-
-static long response_step(__u32 i, struct response_ctx *c)
-{
-	if (i >= c->n)
-		return 1;
-	__u32 key = c->base + i;
-	struct d4c_response *r = bpf_map_lookup_elem(&responses, &key);
-	if (!r)
-		return 1;
-	__u64 hit = r->match & (c->matched | c->unsure);
-	if (hit && !(r->exclude & c->matched)) {
-		c->shown |= hit;
-		c->actions |= r->actions;
-	}
-	return 0;
 }
 
 /* One pattern condition: `sel` are the selectors that have it, the path is in buffer `which`.
@@ -351,8 +208,8 @@ static __always_inline void pattern_condition(struct d4c_process_event *ev, __u6
 	}
 	__u64 hit = 0;
 	if (!d4c_match_path(which, len, sel, n, base, &hit)) {
-		ev->flags |= D4C_PFLAG_MATCH_INCOMPLETE;
-		stat_add(D4C_PSTAT_MATCH_INCOMPLETE);
+		ev->head.flags |= D4C_FLAG_MATCH_INCOMPLETE;
+		d4c_stat_add(D4C_STAT_MATCH_INCOMPLETE);
 		*unk |= sel & ~hit;
 	} else {
 		*fail |= sel & ~hit;
@@ -362,7 +219,7 @@ static __always_inline void pattern_condition(struct d4c_process_event *ev, __u6
 /*
  * D22 for a process operation in ev (operation, executable path in buffer 0, the acting
  * task's effective uid, tty and session): which selectors match, which responses fire. Sets
- * ev->selectors and ev->actions; returns the actions. A condition is known or unknown; a
+ * the head's selectors and actions; returns the actions. A condition is known or unknown; a
  * selector with an unknown condition (and no failed one) counts as matched for `match` and
  * not for `exclude` (fail closed, as the file side).
  */
@@ -371,7 +228,7 @@ static __noinline __u32 decide(struct d4c_process_event *ev, __u32 op, __u64 mas
 {
 	slot &= 1;
 	if (slot)
-		ev->flags |= D4C_PFLAG_POLICY_SLOT1;
+		ev->head.flags |= D4C_FLAG_POLICY_SLOT1;
 	struct d4c_process_policy *pol = bpf_map_lookup_elem(&process_policy, &slot);
 	if (!pol)
 		return 0;
@@ -391,7 +248,7 @@ static __noinline __u32 decide(struct d4c_process_event *ev, __u32 op, __u64 mas
 	}
 	need = cand & pol->user_name_selectors & ~fail;
 	if (need) {
-		struct d4c_user_name_key k = {.cgroup_id = ev->cgroup_id, .uid = uid, .slot = slot};
+		struct d4c_user_name_key k = {.cgroup_id = ev->head.task.cgroup_id, .uid = uid, .slot = slot};
 		__u64 *hit = bpf_map_lookup_elem(&user_names, &k);
 		fail |= need & ~(hit ? *hit : 0);
 	}
@@ -402,7 +259,7 @@ static __noinline __u32 decide(struct d4c_process_event *ev, __u32 op, __u64 mas
 	else
 		fail |= cand & pol->interactive_true;
 
-	__u32 exe_unknown = (ev->flags & (D4C_PFLAG_EXE_INCOMPLETE | D4C_PFLAG_NO_EXE)) != 0;
+	__u32 exe_unknown = (ev->head.flags & (D4C_FLAG_PATH_INCOMPLETE | D4C_FLAG_NO_EXE)) != 0;
 	__u32 base = slot * D4C_PATTERN_SETS * D4C_MAX_PATTERNS;
 	pattern_condition(ev, cand & pol->set_selectors[D4C_SET_EXECUTABLE] & ~fail, 0, ev->path_len,
 			  exe_unknown, pol->n_patterns[D4C_SET_EXECUTABLE], base, &fail, &unk);
@@ -417,16 +274,16 @@ static __noinline __u32 decide(struct d4c_process_event *ev, __u32 op, __u64 mas
 					  pol->n_patterns[D4C_SET_LEADER], base + 2 * D4C_MAX_PATTERNS, &fail, &unk);
 		} else {
 			struct pscratch *sc = get_scratch();
-			__u32 sid = session_id(task);
+			__u32 sid = d4c_session_id(task);
 			struct d4c_exe_path *leader = bpf_map_lookup_elem(&exe_paths, &sid);
 			if (!sc || !leader) {
-				ev->flags |= D4C_PFLAG_LEADER_UNKNOWN;
-				stat_add(D4C_PSTAT_LEADER_UNKNOWN);
+				ev->head.flags |= D4C_FLAG_LEADER_UNKNOWN;
+				d4c_stat_add(D4C_STAT_LEADER_UNKNOWN);
 				unk |= need;
 			} else {
 				bpf_probe_read_kernel(&sc->other, sizeof(sc->other), leader);
 				pattern_condition(ev, need, 1, sc->other.path_len,
-						  (sc->other.flags & (D4C_PFLAG_EXE_INCOMPLETE | D4C_PFLAG_NO_EXE)) != 0,
+						  (sc->other.flags & (D4C_FLAG_PATH_INCOMPLETE | D4C_FLAG_NO_EXE)) != 0,
 						  pol->n_patterns[D4C_SET_LEADER], base + 2 * D4C_MAX_PATTERNS,
 						  &fail, &unk);
 			}
@@ -435,12 +292,9 @@ static __noinline __u32 decide(struct d4c_process_event *ev, __u32 op, __u64 mas
 
 	__u64 matched = cand & ~fail & ~unk;
 	__u64 unsure = cand & ~fail & unk;
-	struct response_ctx rc = {.matched = matched, .unsure = unsure, .n = pol->n_responses,
-				  .base = slot * D4C_MAX_RESPONSES};
-	bpf_loop(D4C_MAX_RESPONSES, response_step, &rc, 0);
-	ev->selectors = rc.shown;
-	ev->actions = rc.actions;
-	return rc.actions;
+	ev->head.actions = d4c_fire_responses(matched, unsure, pol->n_responses, slot,
+					      &ev->head.selectors);
+	return ev->head.actions;
 }
 
 /* argv of a refused execve, from the syscall's own arguments (the new image's copy is in an
@@ -495,7 +349,7 @@ static __always_inline void syscall_argv(struct d4c_process_event *ev, struct ta
 	ev->args_len = c.off;
 	ev->argc = c.argc;
 	if (c.cut)
-		ev->flags |= D4C_PFLAG_ARGS_CUT;
+		ev->head.flags |= D4C_FLAG_ARGS_CUT;
 }
 
 /* argv of the current process after its exec: mm->arg_start..arg_end (NUL-separated). */
@@ -511,7 +365,7 @@ static __always_inline void mm_args(struct d4c_process_event *ev, struct task_st
 	__u64 len = end - start;
 	if (len > D4C_ARGS_MAX) {
 		len = D4C_ARGS_MAX;
-		ev->flags |= D4C_PFLAG_ARGS_CUT;
+		ev->head.flags |= D4C_FLAG_ARGS_CUT;
 	}
 	if (bpf_probe_read_user(ev->args, len, (void *)start))
 		return;
@@ -527,24 +381,24 @@ int BPF_PROG(d4c_bprm_creds_for_exec, struct linux_binprm *bprm, int ret)
 		return ret;
 	__u64 mask = 0;
 	__u32 slot = 0;
-	if (!container_mask(&mask, &slot))
+	if (!d4c_container_mask(&mask, &slot))
 		return 0;
 	struct pscratch *sc = get_scratch();
 	if (!sc)
 		return 0;
 	struct task_struct *task = bpf_get_current_task_btf();
 	struct d4c_process_event *ev = begin(sc, D4C_RECORD_ACTIVITY, D4C_KIND_EXEC,
-					     D4C_PHOOK_BPRM_CREDS_FOR_EXEC);
-	ev->cgroup_id = bpf_get_current_cgroup_id();
+					     D4C_HOOK_BPRM_CREDS_FOR_EXEC);
+	ev->head.task.cgroup_id = bpf_get_current_cgroup_id();
 	resolve_file(ev, BPF_CORE_READ(bprm, file));
 	__u32 tgid = BPF_CORE_READ(task, tgid);
-	__u32 actions = decide(ev, D4C_OP_EXEC, mask, slot, tgid == session_id(task));
+	__u32 actions = decide(ev, D4C_OP_EXEC, mask, slot, tgid == d4c_session_id(task));
 	if (actions & D4C_ACTION_BLOCK) {
-		fill_task(ev, task);
+		d4c_fill_task(&ev->head, task);
 		syscall_argv(ev, task);
-		ev->blocked = 1;
+		ev->head.blocked = 1;
 		output(ev);
-		stat_add(D4C_PSTAT_BLOCKS);
+		d4c_stat_add(D4C_STAT_BLOCKS);
 		/* The process keeps its image: make sure exe_paths knows it (its exit record). */
 		current_exe(sc, task);
 		return -EPERM;
@@ -552,12 +406,12 @@ int BPF_PROG(d4c_bprm_creds_for_exec, struct linux_binprm *bprm, int ret)
 	/* Allowed: sched_process_exec reports the exec (lifecycle, then activity) with this
 	 * path, the one the policy was decided on. */
 	struct pending_exec *pend = &sc->pend;
-	pend->selectors = ev->selectors;
+	pend->selectors = ev->head.selectors;
 	pend->actions = actions;
-	pend->flags = ev->flags;
+	pend->flags = ev->head.flags;
 	bpf_probe_read_kernel(pend->exe.path, sizeof(pend->exe.path), ev->path);
 	pend->exe.path_len = ev->path_len;
-	pend->exe.flags = ev->flags & (D4C_PFLAG_EXE_INCOMPLETE | D4C_PFLAG_NO_EXE);
+	pend->exe.flags = ev->head.flags & (D4C_FLAG_PATH_INCOMPLETE | D4C_FLAG_NO_EXE);
 	__u64 key = bpf_get_current_pid_tgid();
 	bpf_map_update_elem(&pending_exec, &key, pend, BPF_ANY);
 	return 0;
@@ -577,8 +431,8 @@ int BPF_PROG(d4c_sched_process_exec, struct task_struct *p, pid_t old_pid, struc
 	struct pending_exec *pend = bpf_map_lookup_elem(&pending_exec, &key);
 	__u64 mask = 0;
 	__u32 slot = 0;
-	int container = container_mask(&mask, &slot);
-	__u32 leader = tgid == session_id(task);
+	int container = d4c_container_mask(&mask, &slot);
+	__u32 leader = tgid == d4c_session_id(task);
 	if (!container && !leader) {
 		if (pend)
 			bpf_map_delete_elem(&pending_exec, &key);
@@ -588,22 +442,22 @@ int BPF_PROG(d4c_sched_process_exec, struct task_struct *p, pid_t old_pid, struc
 	if (!sc)
 		return 0;
 	struct d4c_process_event *ev = begin(sc, D4C_RECORD_LIFECYCLE, D4C_KIND_EXEC,
-					     D4C_PHOOK_SCHED_PROCESS_EXEC);
+					     D4C_HOOK_SCHED_PROCESS_EXEC);
 	if (pend)
 		copy_exe(ev, &pend->exe);
 	else
 		resolve_file(ev, BPF_CORE_READ(bprm, file));
-	fill_task(ev, task);
-	store_exe(sc, tgid, ev->start_time_ns);
+	d4c_fill_task(&ev->head, task);
+	store_exe(sc, tgid, ev->head.task.start_time_ns);
 	if (container) {
 		mm_args(ev, task);
 		output(ev);
 		if (pend && pend->actions) {
 			ev->record = D4C_RECORD_ACTIVITY;
-			ev->hook = D4C_PHOOK_BPRM_CREDS_FOR_EXEC;
-			ev->selectors = pend->selectors;
-			ev->actions = pend->actions;
-			ev->flags = pend->flags | (ev->flags & D4C_PFLAG_ARGS_CUT);
+			ev->head.hook = D4C_HOOK_BPRM_CREDS_FOR_EXEC;
+			ev->head.selectors = pend->selectors;
+			ev->head.actions = pend->actions;
+			ev->head.flags = pend->flags | (ev->head.flags & D4C_FLAG_ARGS_CUT);
 			output(ev);
 		}
 	}
@@ -623,7 +477,7 @@ int BPF_PROG(d4c_task_alloc, struct task_struct *child, unsigned long clone_flag
 		return 0;
 	__u64 mask = 0;
 	__u32 slot = 0;
-	if (!container_mask(&mask, &slot))
+	if (!d4c_container_mask(&mask, &slot))
 		return 0;
 	__u64 key = bpf_get_current_pid_tgid();
 	bpf_map_delete_elem(&pending_fork, &key); /* a decision whose fork failed later */
@@ -637,8 +491,8 @@ int BPF_PROG(d4c_task_alloc, struct task_struct *child, unsigned long clone_flag
 	if (!sc)
 		return 0;
 	struct task_struct *task = bpf_get_current_task_btf();
-	struct d4c_process_event *ev = begin(sc, D4C_RECORD_ACTIVITY, D4C_KIND_FORK, D4C_PHOOK_TASK_ALLOC);
-	ev->cgroup_id = bpf_get_current_cgroup_id();
+	struct d4c_process_event *ev = begin(sc, D4C_RECORD_ACTIVITY, D4C_KIND_FORK, D4C_HOOK_TASK_ALLOC);
+	ev->head.task.cgroup_id = bpf_get_current_cgroup_id();
 	/* The child runs the parent's image: its executable is the parent's. */
 	current_exe(sc, task);
 	__u32 actions = decide(ev, D4C_OP_FORK, mask, slot, 0);
@@ -646,13 +500,13 @@ int BPF_PROG(d4c_task_alloc, struct task_struct *child, unsigned long clone_flag
 		return 0;
 	if (actions & D4C_ACTION_BLOCK) {
 		/* No child exists: the record describes the parent (activity.py seam). */
-		fill_task(ev, task);
-		ev->blocked = 1;
+		d4c_fill_task(&ev->head, task);
+		ev->head.blocked = 1;
 		output(ev);
-		stat_add(D4C_PSTAT_BLOCKS);
+		d4c_stat_add(D4C_STAT_BLOCKS);
 		return -EPERM;
 	}
-	struct pending_fork pf = {.selectors = ev->selectors, .actions = actions, .flags = ev->flags};
+	struct pending_fork pf = {.selectors = ev->head.selectors, .actions = actions, .flags = ev->head.flags};
 	bpf_map_update_elem(&pending_fork, &key, &pf, BPF_ANY);
 	return 0;
 }
@@ -668,7 +522,7 @@ int BPF_PROG(d4c_sched_process_fork, struct task_struct *parent, struct task_str
 	struct pending_fork *pf = bpf_map_lookup_elem(&pending_fork, &key);
 	__u64 mask = 0;
 	__u32 slot = 0;
-	if (!container_mask(&mask, &slot)) {
+	if (!d4c_container_mask(&mask, &slot)) {
 		if (pf)
 			bpf_map_delete_elem(&pending_fork, &key);
 		return 0;
@@ -678,18 +532,18 @@ int BPF_PROG(d4c_sched_process_fork, struct task_struct *parent, struct task_str
 		return 0;
 	struct task_struct *task = bpf_get_current_task_btf();
 	struct d4c_process_event *ev = begin(sc, D4C_RECORD_LIFECYCLE, D4C_KIND_FORK,
-					     D4C_PHOOK_SCHED_PROCESS_FORK);
+					     D4C_HOOK_SCHED_PROCESS_FORK);
 	current_exe(sc, task);
-	fill_task(ev, child);
-	if (!(ev->flags & D4C_PFLAG_NO_EXE))
-		store_exe(sc, ev->pid, ev->start_time_ns);
+	d4c_fill_task(&ev->head, child);
+	if (!(ev->head.flags & D4C_FLAG_NO_EXE))
+		store_exe(sc, ev->head.task.pid, ev->head.task.start_time_ns);
 	output(ev);
 	if (pf) {
 		ev->record = D4C_RECORD_ACTIVITY;
-		ev->hook = D4C_PHOOK_TASK_ALLOC;
-		ev->selectors = pf->selectors;
-		ev->actions = pf->actions;
-		ev->flags = pf->flags;
+		ev->head.hook = D4C_HOOK_TASK_ALLOC;
+		ev->head.selectors = pf->selectors;
+		ev->head.actions = pf->actions;
+		ev->head.flags = pf->flags;
 		output(ev);
 		bpf_map_delete_elem(&pending_fork, &key);
 	}
@@ -712,17 +566,17 @@ int BPF_PROG(d4c_sched_process_exit, struct task_struct *p)
 	struct d4c_exe_path *exe = bpf_map_lookup_elem(&exe_paths, &tgid);
 	__u64 mask = 0;
 	__u32 slot = 0;
-	if (container_mask(&mask, &slot)) {
+	if (d4c_container_mask(&mask, &slot)) {
 		struct pscratch *sc = get_scratch();
 		if (sc) {
 			struct d4c_process_event *ev = begin(sc, D4C_RECORD_LIFECYCLE, D4C_KIND_EXIT,
-							     D4C_PHOOK_SCHED_PROCESS_EXIT);
+							     D4C_HOOK_SCHED_PROCESS_EXIT);
 			if (exe)
 				copy_exe(ev, exe);
 			else
-				ev->flags |= D4C_PFLAG_NO_EXE; /* mm is gone: only a stored path is known */
-			fill_task(ev, p);
-			ev->pid = tgid;
+				ev->head.flags |= D4C_FLAG_NO_EXE; /* mm is gone: only a stored path is known */
+			d4c_fill_task(&ev->head, p);
+			ev->head.task.pid = tgid;
 			ev->exit_code = BPF_CORE_READ(p, exit_code);
 			output(ev);
 		}

@@ -10,6 +10,14 @@
 
 char LICENSE[] SEC("license") = "GPL";
 
+/* A file identity as the kernel stores it: dev is the kernel's dev_t (major << 20 | minor),
+ * not the userspace st_dev encoding; kernel.support.kernel_dev converts. */
+struct d4c_inode_key {
+	__u64 ino;
+	__u32 dev;
+	__u32 pad;
+};
+
 // A handful of entries is all the smoke test needs; 64 leaves room for ad-hoc probing.
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);

@@ -1,10 +1,16 @@
 /* SPDX-License-Identifier: GPL-2.0 OR Apache-2.0 */
 /*
- * The kernel/userspace contract of the reference agent: constants, map keys and values and
- * ring-buffer records, defined once here with fixed-width types. reference_agent/kernel/abi.py
- * mirrors every struct and enum with ctypes; tests/kernel/test_abi_layout.py checks the two
- * agree by reading the layout the compiler emitted into the object's BTF. Constants are enums
- * (not #defines) so that they are in the BTF too.
+ * The kernel/userspace contract both programs share: limits, pattern tokens, actions, hook
+ * points, record flags, counters, the map values userspace writes the same way for either
+ * program, and the head every ring-buffer record starts with. d4c_file_abi.h and
+ * d4c_process_abi.h add what only one program has.
+ *
+ * Userspace never repeats these definitions: `make -C bpf` generates the Python mirror
+ * (build/d4c_abi.py) from the BTF the compiler emits into the objects (abi_from_btf.py), so a
+ * field added here is in Python after the next build, at the offset the compiler chose.
+ * Conventions the generator relies on: constants are enums (so that they are in BTF), an
+ * enum named `*_limits` holds plain constants, an enumerator named `*_COUNT` is a size, not a
+ * member; every other enum is a set of named values.
  */
 #ifndef D4C_ABI_H
 #define D4C_ABI_H
@@ -17,8 +23,9 @@ enum d4c_limits {
 	D4C_MAX_SELECTORS = 64,  /* D26: at most 64 selectors per section, one bit each in a __u64 */
 	D4C_MAX_RESPONSES = 64,  /* D26 */
 	D4C_PATTERN_MAX = 256,   /* D26: a path pattern is at most 255 bytes; tokens never longer */
-	/* Expanded patterns (a `/ ** /` doubles one) of all file selectors together; 64 selectors
-	 * with a few patterns each fit, more is a compile error in userspace. */
+	/* Expanded patterns (a `/ ** /` doubles one) of one pattern set (targetFilePath, or one
+	 * process path condition) of all selectors together; 64 selectors with a few patterns
+	 * each fit, more is a compile error in userspace. */
 	D4C_MAX_PATTERNS = 512,
 	D4C_PATH_MAX = 4096,     /* longest path reported; longer = incomplete (fail closed) */
 	/* The path buffer has NAME_MAX spare bytes so that a component copied at any offset below
@@ -29,6 +36,8 @@ enum d4c_limits {
 	D4C_COMM_LEN = 16,
 	/* Two copies of the policy maps: one live, one being written (see active_policy). */
 	D4C_POLICY_SLOTS = 2,
+	/* cgroups in container_selectors: far more containers than one node runs. */
+	D4C_MAX_CONTAINERS = 4096,
 };
 
 /* Pattern tokens (D11): a `*` stays inside one component, `**` crosses `/`. Userspace turns
@@ -38,29 +47,22 @@ enum d4c_token {
 	D4C_TOKEN_GLOBSTAR = 2,
 };
 
-/* File operations (D5, D17), one bit each; the bit index is the index in op_selectors. */
-enum d4c_file_op {
-	D4C_OP_CREATE_EXECUTABLE = 1 << 0,
-	D4C_OP_MODIFY_EXECUTABLE = 1 << 1,
-	D4C_OP_CREATE_FILE = 1 << 2,
-	D4C_OP_MODIFY_FILE = 1 << 3,
-	D4C_OP_DELETE_FILE = 1 << 4,
-	D4C_FILE_OP_COUNT = 5,
-};
-
-enum d4c_mount_class { /* D19 */
+/* D19: the mount that holds a file (the path resolver tells root from volume and file). */
+enum d4c_mount_class {
 	D4C_MOUNT_ROOT = 0,
 	D4C_MOUNT_VOLUME = 1,
 	D4C_MOUNT_FILE = 2,
 };
 
-enum d4c_action {
+enum d4c_action { /* a response's actions; the suffix is the policy's word */
 	D4C_ACTION_LOG = 1 << 0,
 	D4C_ACTION_ALERT = 1 << 1,
 	D4C_ACTION_BLOCK = 1 << 2,
 };
 
-enum d4c_hook { /* cloud_defend.trace_point (event-decisions.md) */
+/* The hook that made a record (cloud_defend.trace_point): the kernel's own name of the LSM
+ * hook or tracepoint, upper-cased. */
+enum d4c_hook {
 	D4C_HOOK_FILE_OPEN = 1,
 	D4C_HOOK_PATH_MKNOD = 2,
 	D4C_HOOK_PATH_TRUNCATE = 3,
@@ -68,27 +70,30 @@ enum d4c_hook { /* cloud_defend.trace_point (event-decisions.md) */
 	D4C_HOOK_PATH_LINK = 5,
 	D4C_HOOK_PATH_UNLINK = 6,
 	D4C_HOOK_PATH_CHMOD = 7,
+	D4C_HOOK_SCHED_PROCESS_FORK = 8,
+	D4C_HOOK_SCHED_PROCESS_EXEC = 9,
+	D4C_HOOK_SCHED_PROCESS_EXIT = 10,
+	D4C_HOOK_BPRM_CREDS_FOR_EXEC = 11,
+	D4C_HOOK_TASK_ALLOC = 12,
 };
 
-enum d4c_event_action { /* D25 */
-	D4C_EVENT_CREATION = 1,
-	D4C_EVENT_MODIFICATION = 2,
-	D4C_EVENT_DELETION = 3,
-	D4C_EVENT_RENAME = 4,
-	D4C_EVENT_LINK = 5,
-};
-
-enum d4c_event_flags {
-	/* The path could not be resolved completely (too deep, too long, outside the task's
-	 * root): path-dependent selectors were decided fail-closed. */
-	D4C_EVENT_PATH_INCOMPLETE = 1 << 0,
+enum d4c_event_flags { /* d4c_record_head.flags */
+	/* A path could not be resolved completely (too deep, too long, outside the task's root):
+	 * the file's path, or the executable's: path-dependent selectors were decided
+	 * fail-closed. */
+	D4C_FLAG_PATH_INCOMPLETE = 1 << 0,
 	/* The pattern matcher ran out of iterations: decided fail-closed. */
-	D4C_EVENT_MATCH_INCOMPLETE = 1 << 1,
+	D4C_FLAG_MATCH_INCOMPLETE = 1 << 1,
 	/* Decided with policy slot 1 (else slot 0): names the selector bits after a switch. */
-	D4C_EVENT_POLICY_SLOT1 = 1 << 2,
+	D4C_FLAG_POLICY_SLOT1 = 1 << 2,
+	/* The session leader's executable is not known (it exec'd before the programs were
+	 * attached and userspace did not seed it): sessionLeaderExecutable decided fail-closed. */
+	D4C_FLAG_LEADER_UNKNOWN = 1 << 3,
+	D4C_FLAG_ARGS_CUT = 1 << 4, /* argv longer than D4C_ARGS_MAX or D4C_MAX_ARGV: cut */
+	D4C_FLAG_NO_EXE = 1 << 5,   /* no executable known (path empty) */
 };
 
-enum d4c_stat { /* indices of the `stats` array */
+enum d4c_stat { /* indices of the `stats` array of either program */
 	D4C_STAT_EVENTS = 0,
 	D4C_STAT_BLOCKS = 1,
 	D4C_STAT_PATH_INCOMPLETE = 2,
@@ -100,34 +105,18 @@ enum d4c_stat { /* indices of the `stats` array */
 	D4C_STAT_NOT_CONTAINER_FILE = 7,
 	/* Opens of a stacked fs's real file inside an open already judged (one event per syscall). */
 	D4C_STAT_INNER_OPEN = 8,
-	D4C_STAT_COUNT = 10,
+	D4C_STAT_LEADER_UNKNOWN = 9,
+	D4C_STAT_EXE_MISSING = 10, /* a fork whose parent's executable had to be resolved again */
+	D4C_STAT_COUNT = 16,
 };
 
-/* A file identity as the kernel stores it: dev is the kernel's dev_t (major << 20 | minor),
- * not the userspace st_dev encoding; the Python side converts. (smoke.bpf.c) */
-struct d4c_inode_key {
-	__u64 ino;
-	__u32 dev;
-	__u32 pad;
-};
-
-/* container_selectors value: per policy slot, the file selectors whose static (image,
+/* container_selectors value: per policy slot, the selectors whose static (image,
  * orchestrator) conditions the container meets; bit = selector index. */
 struct d4c_container_selectors {
 	__u64 selectors[D4C_POLICY_SLOTS];
 };
 
-/* The file section of the policy, static part (`file_policy` array, one entry per slot). */
-struct d4c_file_policy {
-	__u64 op_selectors[D4C_FILE_OP_COUNT]; /* per operation bit: selectors that apply (D5) */
-	__u64 path_selectors;        /* selectors with a targetFilePath condition */
-	__u64 ignore_volume_mounts;  /* D19 */
-	__u64 ignore_volume_files;   /* D19 */
-	__u32 n_patterns;
-	__u32 n_responses;
-};
-
-/* One expanded path pattern and the selectors that list it (`path_patterns`). */
+/* One expanded path pattern and the selectors that list it. */
 struct d4c_path_pattern {
 	__u64 selectors;
 	__u32 len;
@@ -143,29 +132,30 @@ struct d4c_response {
 	__u32 pad;
 };
 
-/* Ring-buffer record of one file operation that fired at least one response (D22). A record
- * ends after the NUL that follows the path (path_len + 1 bytes of `path`). */
-struct d4c_file_event {
-	__u64 timestamp_ns;   /* bpf_ktime_get_boot_ns: CLOCK_BOOTTIME */
+/* The task a record describes, as the kernel saw it then (d4c_fill_task). */
+struct d4c_task {
 	__u64 cgroup_id;
 	__u64 start_time_ns;  /* thread-group leader's start_boottime (/proc/<pid>/stat field 22) */
-	__u64 selectors;      /* match selectors of fired responses, bit = selector index */
-	__u32 pid;            /* tgid */
+	__u32 pid;            /* tgid, initial pid namespace */
 	__u32 tid;
 	__u32 ppid;
 	__u32 uid;            /* effective */
 	__u32 gid;            /* effective */
-	__u32 operation;      /* one enum d4c_file_op bit */
-	__u32 event_action;   /* enum d4c_event_action */
-	__u32 hook;           /* enum d4c_hook */
-	__u32 mount;          /* enum d4c_mount_class */
+	__u32 sid;            /* session id (initial pid namespace) */
+	__u32 pgid;           /* process-group id (initial pid namespace) */
+	__u32 tty;            /* 1: the session has a controlling terminal */
+	char comm[D4C_COMM_LEN];
+};
+
+/* What every ring-buffer record starts with: when, what the policy decided, and the task. */
+struct d4c_record_head {
+	__u64 timestamp_ns;   /* bpf_ktime_get_boot_ns: CLOCK_BOOTTIME */
+	__u64 selectors;      /* match selectors of fired responses, bit = selector index */
 	__u32 actions;        /* union of fired responses' enum d4c_action bits */
 	__u32 blocked;        /* 1: the hook returned -EPERM */
 	__u32 flags;          /* enum d4c_event_flags */
-	__u32 path_len;       /* bytes of path, no NUL */
-	__u32 tty;            /* 1: the session has a controlling terminal */
-	char comm[D4C_COMM_LEN];
-	char path[D4C_PATH_BUF];
+	__u32 hook;           /* enum d4c_hook */
+	struct d4c_task task;
 };
 
 #endif /* D4C_ABI_H */

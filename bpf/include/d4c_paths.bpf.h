@@ -6,15 +6,16 @@
  * strings that reference_agent/kernel/compiler.py produces (compiler.glob_match is the same
  * algorithm in Python).
  *
- * The including program owns the storage (its own per-CPU scratch and pattern map) and
- * defines, after including this header, these accessors (they are called from bpf_loop
- * callbacks, which is why they are functions of an index and not pointers passed in):
+ * The header owns its scratch (the component names of the walk in progress, per CPU). The
+ * including program owns the path buffers (inside its records, so a resolved path needs no
+ * copy) and its pattern map, and defines, after including this header, two accessors (they
+ * are called from bpf_loop callbacks, which is why they are functions of an index and not
+ * pointers passed in):
  *
- *   struct d4c_walk_names *d4c_walk_names(void)  the component scratch of the walk
- *   char *d4c_path_buf(__u32 which)              path buffer `which` (D4C_PATH_BUF bytes)
+ *   char *d4c_path_buf(__u32 which)                   path buffer `which` (D4C_PATH_BUF bytes)
  *   struct d4c_path_pattern *d4c_pattern(__u32 key)   entry `key` of its pattern map
  *
- * Include after vmlinux.h, the libbpf headers and d4c_abi.h.
+ * Include after vmlinux.h, the libbpf headers, d4c_abi.h and d4c_policy.bpf.h.
  */
 #ifndef D4C_PATHS_BPF_H
 #define D4C_PATHS_BPF_H
@@ -27,14 +28,14 @@
 #define WALK_SLOTS 128 /* power of two >= D4C_MAX_WALK, so that a mask bounds the index */
 #define MATCH_MAX_STEPS (1 << 23) /* bpf_loop's own maximum */
 
-/* The component names of the walk in progress (kept in the includer's per-CPU scratch: too
- * large for the 512-byte BPF stack). */
-struct d4c_walk_names {
+/* The component names of the walk in progress: per CPU, too large for the 512-byte stack. */
+struct walk_names {
 	__u64 names[WALK_SLOTS]; /* const unsigned char * of d_name */
 	__u32 lens[WALK_SLOTS];
 };
 
-static __always_inline struct d4c_walk_names *d4c_walk_names(void);
+D4C_PERCPU_SCRATCH(struct walk_names, d4c_walk_scratch, d4c_walk_names)
+
 static __always_inline char *d4c_path_buf(__u32 which);
 static __always_inline struct d4c_path_pattern *d4c_pattern(__u32 key);
 
@@ -93,13 +94,13 @@ struct walk_ctx {
 	__u64 d;           /* struct dentry * */
 	__u64 root_mnt;    /* struct vfsmount * of the task's root */
 	__u64 root_dentry;
-	__u32 n;           /* components recorded in d4c_walk_names */
+	__u32 n;           /* components recorded in walk_names */
 	__u32 complete;
 };
 
 static long walk_step(__u32 iter, struct walk_ctx *c)
 {
-	struct d4c_walk_names *sc = d4c_walk_names();
+	struct walk_names *sc = d4c_walk_names();
 	if (!sc)
 		return 1;
 	struct mount *mnt = (struct mount *)c->mnt;
@@ -139,7 +140,7 @@ struct join_ctx {
 
 static long join_step(__u32 i, struct join_ctx *c)
 {
-	struct d4c_walk_names *sc = d4c_walk_names();
+	struct walk_names *sc = d4c_walk_names();
 	if (!sc || i >= c->n)
 		return 1;
 	char *path = d4c_path_buf(c->which);

@@ -1,11 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0 OR Apache-2.0 */
 /*
- * The process half of the kernel/userspace contract (process_hooks.bpf.c): constants, map
- * keys and values, the `struct d4c_process_event` ring-buffer record. It reuses from
- * d4c_abi.h the limits, pattern tokens, actions, `struct d4c_path_pattern`, `struct
- * d4c_response` and `struct d4c_container_selectors`. Mirrored by
- * reference_agent/kernel/process_abi.py; tests/kernel/test_process_abi_layout.py compares the
- * two through the BTF of build/process_hooks.bpf.o.
+ * The process half of the contract (process_hooks.bpf.c): process operations, pattern sets,
+ * record types, the process section's policy value, the user map keys, `struct d4c_exe_path`
+ * and the `struct d4c_process_event` record. Shared definitions are in d4c_abi.h.
  */
 #ifndef D4C_PROCESS_ABI_H
 #define D4C_PROCESS_ABI_H
@@ -21,7 +18,8 @@ enum d4c_process_limits {
 	D4C_MAX_TASKS = 32768, /* exe_paths: processes tracked at once */
 };
 
-/* Process operations (D5), one bit each; the bit index is the index in op_selectors. */
+/* Process operations (D5), one bit each; the bit index is the index in op_selectors, the
+ * suffix the policy's operation name. */
 enum d4c_process_op {
 	D4C_OP_FORK = 1 << 0,
 	D4C_OP_EXEC = 1 << 1,
@@ -44,38 +42,6 @@ enum d4c_process_kind {
 	D4C_KIND_FORK = 1,
 	D4C_KIND_EXEC = 2,
 	D4C_KIND_EXIT = 3,
-};
-
-enum d4c_process_hook { /* cloud_defend.trace_point */
-	D4C_PHOOK_SCHED_PROCESS_FORK = 1,
-	D4C_PHOOK_SCHED_PROCESS_EXEC = 2,
-	D4C_PHOOK_SCHED_PROCESS_EXIT = 3,
-	D4C_PHOOK_BPRM_CREDS_FOR_EXEC = 4,
-	D4C_PHOOK_TASK_ALLOC = 5,
-};
-
-enum d4c_process_flags {
-	/* The executable's path could not be resolved completely: path-dependent selectors were
-	 * decided fail-closed (as d4c_event_flags). */
-	D4C_PFLAG_EXE_INCOMPLETE = 1 << 0,
-	D4C_PFLAG_MATCH_INCOMPLETE = 1 << 1,
-	D4C_PFLAG_POLICY_SLOT1 = 1 << 2,
-	/* The session leader's executable is not known (it exec'd before the programs were
-	 * attached and userspace did not seed it): sessionLeaderExecutable decided fail-closed. */
-	D4C_PFLAG_LEADER_UNKNOWN = 1 << 3,
-	D4C_PFLAG_ARGS_CUT = 1 << 4, /* argv longer than D4C_ARGS_MAX or D4C_MAX_ARGV: cut */
-	D4C_PFLAG_NO_EXE = 1 << 5,   /* no executable known (path empty) */
-};
-
-enum d4c_process_stat { /* indices of the `process_stats` array */
-	D4C_PSTAT_EVENTS = 0,
-	D4C_PSTAT_BLOCKS = 1,
-	D4C_PSTAT_RINGBUF_FULL = 2,
-	D4C_PSTAT_EXE_INCOMPLETE = 3,
-	D4C_PSTAT_MATCH_INCOMPLETE = 4,
-	D4C_PSTAT_LEADER_UNKNOWN = 5,
-	D4C_PSTAT_EXE_MISSING = 6, /* a fork whose parent's executable had to be resolved again */
-	D4C_PSTAT_COUNT = 8,
 };
 
 /* The process section, static part (`process_policy`, one entry per slot). */
@@ -111,36 +77,20 @@ struct d4c_user_name_key {
 struct d4c_exe_path {
 	__u64 start_time_ns;
 	__u32 path_len;
-	__u32 flags;          /* D4C_PFLAG_EXE_INCOMPLETE */
+	__u32 flags;          /* D4C_FLAG_PATH_INCOMPLETE, D4C_FLAG_NO_EXE */
 	char path[D4C_PATH_BUF];
 };
 
 /* Ring-buffer record; it ends after the NUL that follows the path (path_len + 1 bytes of
  * `path`). args holds args_len bytes of NUL-terminated strings (argc of them). */
 struct d4c_process_event {
-	__u64 timestamp_ns;    /* bpf_ktime_get_boot_ns: CLOCK_BOOTTIME */
-	__u64 cgroup_id;
-	__u64 start_time_ns;   /* the described task's thread-group start_boottime */
-	__u64 selectors;       /* activity: match selectors of fired responses */
+	struct d4c_record_head head; /* task: the described task (fork: the child) */
 	__u32 record;          /* enum d4c_record_type */
 	__u32 kind;            /* enum d4c_process_kind */
-	__u32 pid;             /* tgid of the described task (fork: the child) */
-	__u32 tid;
-	__u32 ppid;
-	__u32 uid;             /* effective */
-	__u32 gid;             /* effective */
-	__u32 actions;         /* activity: union of fired responses' enum d4c_action bits */
-	__u32 blocked;         /* 1: the hook returned -EPERM */
-	__u32 flags;           /* enum d4c_process_flags */
-	__u32 hook;            /* enum d4c_process_hook */
-	__u32 tty;             /* 1: the session has a controlling terminal */
 	__u32 exit_code;       /* exit: the wait status (exit code << 8 | signal) */
 	__u32 path_len;
 	__u32 args_len;
 	__u32 argc;
-	__u32 sid;             /* session id (initial pid namespace) */
-	__u32 pgid;            /* process-group id (initial pid namespace) */
-	char comm[D4C_COMM_LEN];
 	char args[D4C_ARGS_BUF];
 	char path[D4C_PATH_BUF];
 };

@@ -20,8 +20,7 @@ from reference_agent.kernel.process_compiler import (
     compile_process_section,
 )
 from reference_agent.kernel.process_enforcer import ProcessEnforcer
-from reference_agent.kernel.process_records import decode_process_event
-from reference_agent.kernel.records import RecordError, decode_file_event
+from reference_agent.kernel.records import RecordError, decode_file_event, decode_process_event
 from reference_agent.kernel.support import LsmSupport, probe_bpf_lsm
 
 __all__ = [

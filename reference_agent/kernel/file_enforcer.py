@@ -17,7 +17,6 @@ and poll() waits for records without holding it.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Mapping
 
 from reference_agent.activity import FileActivity
@@ -26,7 +25,7 @@ from reference_agent.kernel.compiler import CompiledFilePolicy
 from reference_agent.kernel.loaded_program import U32 as _U32
 from reference_agent.kernel.loaded_program import U64 as _U64
 from reference_agent.kernel.loaded_program import LoadedProgram, StartTimes
-from reference_agent.kernel.records import decode_file_event, record_slot
+from reference_agent.kernel.records import decode_file_event
 from reference_agent.metadata.mounts import KubeletVolumeMounts
 from reference_agent.policy.operation import Container, Orchestrator
 
@@ -38,15 +37,9 @@ class FileEnforcer(LoadedProgram[FileActivity]):
 
     def __init__(self, compiled: CompiledFilePolicy, object_path: str | None = None,
                  volume_mounts: KubeletVolumeMounts | None = None) -> None:
-        self.compiled = compiled
         self._volume_mounts = volume_mounts if volume_mounts is not None else KubeletVolumeMounts()
         self._file_mounts: frozenset[int] = frozenset()  # mount ids in the file_mounts map
-        self._slot = 0  # the live slot; active_policy starts zeroed
-        self._masks: dict[int, int] = {}  # cgroup id -> selector mask in the live slot
-        self._facts: dict[int, tuple[Container, Orchestrator | None]] = {}
-        self._lock = threading.RLock()
-        self._names: list[tuple[str, ...]] = [compiled.names, ()]  # selector names per slot
-        self._open("file_hooks", object_path, "file_events", lambda: self._write_policy(self._slot, compiled))
+        super().__init__("file_hooks", object_path, "file_events", compiled)
 
     # -- policy ------------------------------------------------------------------------------
 
@@ -134,8 +127,5 @@ class FileEnforcer(LoadedProgram[FileActivity]):
 
     # -- events ------------------------------------------------------------------------------
 
-    def _decode(self, raw: bytes) -> FileActivity:
-        return decode_file_event(raw, self._names[record_slot(raw)])
-
-    def stats(self) -> dict[str, int]:
-        return self._read_stats("stats", abi.Stat, "D4C_STAT_")
+    def _decode(self, raw: bytes, selector_names: tuple[str, ...]) -> FileActivity:
+        return decode_file_event(raw, selector_names)

@@ -3,23 +3,24 @@ first policy slot written and its programs attached (each step timed), a ring bu
 into values, the two-slot `container_selectors` update of a policy switch, the stats array,
 and closing. The enforcers keep what differs: their maps' policy layout and container facts.
 
-Thread safety: subclasses set `self._lock` (an RLock) before `_open`; drain() takes it, and
-poll() waits for records without holding it.
+Thread safety: one RLock serialises ring-buffer consumption and map writes (drain() and the
+subclasses' policy and container calls take it); poll() waits for records without holding it.
 """
 
 from __future__ import annotations
 
-import enum
 import select
 import struct
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Generic, Self, TypeVar
+from typing import Any, Generic, Self, TypeVar
 
 from reference_agent.kernel import abi
 from reference_agent.kernel.libbpf import BpfObject, RingBuffer
+from reference_agent.kernel.records import record_slot
+from reference_agent.policy.operation import Container, Orchestrator
 from reference_agent.kernel.support import bpf_object_path
 
 U32 = struct.Struct("<I")
@@ -36,18 +37,30 @@ class StartTimes:
 
 
 class LoadedProgram(Generic[V]):
-    """One loaded BPF object whose ring buffer yields values of type V."""
+    """One loaded BPF object whose ring buffer yields values of type V, enforcing a compiled
+    policy section (`compiled.names` names its selector bits)."""
 
     obj: BpfObject
     ring: RingBuffer
     times: StartTimes
-    _lock: threading.RLock
+
+    def __init__(self, name: str, object_path: str | None, ring_map: str, compiled: Any) -> None:
+        self.compiled = compiled
+        self._slot = 0  # the live slot; active_policy starts zeroed
+        self._masks: dict[int, int] = {}  # cgroup id -> selector mask in the live slot
+        self._facts: dict[int, tuple[Container, Orchestrator | None]] = {}  # add_container's
+        self._lock = threading.RLock()
+        self._names: list[tuple[str, ...]] = [compiled.names, ()]  # selector names per slot
+        self._values: list[V] = []
+        self._open(name, object_path, ring_map, lambda: self._write_policy(self._slot, compiled))
+
+    def _write_policy(self, slot: int, compiled: Any) -> None:
+        raise NotImplementedError
 
     def _open(self, name: str, object_path: str | None, ring_map: str,
               write_first_policy: Callable[[], None]) -> None:
         """Open bpf/build/<name>.bpf.o (or object_path), load it, write the first policy slot
         (before attaching: a hook never runs without a policy), attach, open the ring buffer."""
-        self._values: list[V] = []
         t0 = time.perf_counter()
         self.obj = BpfObject(object_path or bpf_object_path(name))
         t1 = time.perf_counter()
@@ -63,11 +76,12 @@ class LoadedProgram(Generic[V]):
             raise
         self.times = StartTimes(open_s=t1 - t0, load_s=t2 - t1, attach_s=t3 - t2)
 
-    def _decode(self, raw: bytes) -> V:
+    def _decode(self, raw: bytes, selector_names: tuple[str, ...]) -> V:
         raise NotImplementedError
 
     def _on_record(self, raw: bytes) -> None:
-        self._values.append(self._decode(raw))
+        # Named by the policy of the slot that decided it, which may not be the live one.
+        self._values.append(self._decode(raw, self._names[record_slot(raw)]))
 
     # -- maps shared by both programs' layouts -------------------------------------------------
 
@@ -110,16 +124,14 @@ class LoadedProgram(Generic[V]):
     def fileno(self) -> int:
         return self.ring.fileno()
 
-    def _read_stats(self, map_name: str, stats: type[enum.IntEnum], prefix: str) -> dict[str, int]:
-        """The per-reason counters of the stats array, by lower-case name (the enum's
-        *_COUNT member is its size, not a counter)."""
-        table = self.obj.map(map_name)
+    def stats(self) -> dict[str, int]:
+        """The counters of the program's `stats` array, by lower-case name (enum d4c_stat; a
+        counter the program never increments reads 0)."""
+        table = self.obj.map("stats")
         out = {}
-        for stat in stats:
-            if stat.name.endswith("_COUNT"):
-                continue
+        for name, stat in abi.words(abi.Stat, "D4C_STAT_").items():
             raw = table.lookup(U32.pack(int(stat)))
-            out[stat.name.removeprefix(prefix).lower()] = U64.unpack(raw)[0] if raw else 0
+            out[name] = U64.unpack(raw)[0] if raw else 0
         return out
 
     def close(self) -> None:

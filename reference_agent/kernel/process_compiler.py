@@ -15,7 +15,7 @@ import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from reference_agent.kernel import abi, process_abi
+from reference_agent.kernel import abi
 from reference_agent.kernel.compiler import (
     MAX_DOUBLE_SLASH_GLOBSTARS,
     CompileError,
@@ -25,14 +25,14 @@ from reference_agent.policy.matcher import selector_matches
 from reference_agent.policy.model import Policy, Section, Selector
 from reference_agent.policy.operation import Container, Operation, Orchestrator, Process
 
-_SETS = process_abi.PatternSet
+_SETS = abi.PatternSet
 
 
 @dataclass(frozen=True)
 class CompiledProcessPolicy:
     names: tuple[str, ...]  # selector names by bit (= policy order)
-    policy: process_abi.ProcessPolicy
-    patterns: tuple[tuple[abi.PathPattern, ...], ...]  # per pattern set (process_abi.PatternSet)
+    policy: abi.ProcessPolicy
+    patterns: tuple[tuple[abi.PathPattern, ...], ...]  # per pattern set (abi.PatternSet)
     responses: tuple[abi.Response, ...]
     user_ids: Mapping[int, int]  # uid -> selectors whose processUserId lists it
     user_names: Mapping[str, int]  # user name -> selectors whose processUserName lists it
@@ -107,13 +107,13 @@ def compile_process_section(policy: Policy) -> CompiledProcessPolicy:
     if len(selectors) > abi.D4C_MAX_SELECTORS or len(responses) > abi.D4C_MAX_RESPONSES:
         raise CompileError(f"more than {abi.D4C_MAX_SELECTORS} selectors or responses (D26)")
 
-    pol = process_abi.ProcessPolicy()
-    sets: list[dict[bytes, int]] = [{} for _ in range(process_abi.D4C_PATTERN_SETS)]
+    pol = abi.ProcessPolicy()
+    sets: list[dict[bytes, int]] = [{} for _ in range(abi.D4C_PATTERN_SETS)]
     user_ids: dict[int, int] = {}
     user_names: dict[str, int] = {}
     for bit, sel in enumerate(selectors):
         me = 1 << bit
-        for op_name, op_bit in process_abi.PROCESS_OP_BITS.items():
+        for op_name, op_bit in abi.PROCESS_OP_BITS.items():
             if not sel.operations or op_name in sel.operations:
                 pol.op_selectors[op_bit.bit_length() - 1] |= me
         conditions = (

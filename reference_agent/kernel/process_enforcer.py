@@ -14,21 +14,16 @@ from __future__ import annotations
 
 import errno
 import os
-import threading
 from collections.abc import Iterator, Mapping
 
 from reference_agent.activity import ProcessActivity, ProcessLifecycle
-from reference_agent.kernel import abi, process_abi
+from reference_agent.kernel import abi
 from reference_agent.kernel.libbpf import BpfError
 from reference_agent.kernel.loaded_program import U32 as _U32
 from reference_agent.kernel.loaded_program import U64 as _U64
 from reference_agent.kernel.loaded_program import LoadedProgram
 from reference_agent.kernel.process_compiler import CompiledProcessPolicy
-from reference_agent.kernel.process_records import (
-    decode_process_event,
-    process_record_slot,
-)
-from reference_agent.kernel.records import container_view_executable
+from reference_agent.kernel.records import container_view_executable, decode_process_event
 from reference_agent.kernel.support import CGROUP2_ROOT
 from reference_agent.policy.operation import Container, Orchestrator
 from reference_agent.processes import procfs
@@ -80,15 +75,9 @@ class ProcessEnforcer(LoadedProgram[ProcessValue]):
     """One loaded process_hooks object. Use as a context manager; `close()` detaches."""
 
     def __init__(self, compiled: CompiledProcessPolicy, object_path: str | None = None) -> None:
-        self.compiled = compiled
-        self._slot = 0
-        self._masks: dict[int, int] = {}  # cgroup id -> selector mask in the live slot (0 kept)
-        self._facts: dict[int, tuple[Container, Orchestrator | None]] = {}
         self._accounts: dict[int, dict[int, str]] = {}  # cgroup id -> its /etc/passwd
         self._user_keys: set[tuple[int, int, int]] = set()  # (cgroup, uid, slot) in user_names
-        self._lock = threading.RLock()
-        self._names: list[tuple[str, ...]] = [compiled.names, ()]
-        self._open("process_hooks", object_path, "process_events", lambda: self._write_policy(self._slot, compiled))
+        super().__init__("process_hooks", object_path, "process_events", compiled)
 
     # -- policy ------------------------------------------------------------------------------
 
@@ -96,26 +85,26 @@ class ProcessEnforcer(LoadedProgram[ProcessValue]):
         self.obj.map("process_policy").update(_U32.pack(slot), bytes(c.policy))
         patterns = self.obj.map("process_patterns")
         for set_index, entries in enumerate(c.patterns):
-            base = (slot * process_abi.D4C_PATTERN_SETS + set_index) * abi.D4C_MAX_PATTERNS
+            base = (slot * abi.D4C_PATTERN_SETS + set_index) * abi.D4C_MAX_PATTERNS
             for i, pattern in enumerate(entries):
                 patterns.update(_U32.pack(base + i), bytes(pattern))
         self._write_responses(slot, c.responses)
         user_ids = self.obj.map("user_ids")
         for key in user_ids.keys():  # noqa: SIM118 - a BPF map, not a dict
-            if process_abi.UserIdKey.from_buffer_copy(key).slot == slot:
+            if abi.UserIdKey.from_buffer_copy(key).slot == slot:
                 user_ids.delete(key)
         for uid, mask in c.user_ids.items():
-            user_ids.update(bytes(process_abi.UserIdKey(uid=uid, slot=slot)), _U64.pack(mask))
+            user_ids.update(bytes(abi.UserIdKey(uid=uid, slot=slot)), _U64.pack(mask))
 
     def _write_user_names(self, cgroup_id: int, slot: int, compiled: CompiledProcessPolicy) -> None:
         table = self.obj.map("user_names")
         for key in [k for k in self._user_keys if k[0] == cgroup_id and k[2] == slot]:
-            table.delete(bytes(process_abi.UserNameKey(cgroup_id=key[0], uid=key[1], slot=key[2])))
+            table.delete(bytes(abi.UserNameKey(cgroup_id=key[0], uid=key[1], slot=key[2])))
             self._user_keys.discard(key)
         if not compiled.user_names:
             return
         for uid, mask in compiled.user_name_masks(self._accounts.get(cgroup_id, {})).items():
-            table.update(bytes(process_abi.UserNameKey(cgroup_id=cgroup_id, uid=uid, slot=slot)), _U64.pack(mask))
+            table.update(bytes(abi.UserNameKey(cgroup_id=cgroup_id, uid=uid, slot=slot)), _U64.pack(mask))
             self._user_keys.add((cgroup_id, uid, slot))
 
     def set_policy(self, compiled: CompiledProcessPolicy, masks: Mapping[int, int] | None = None) -> None:
@@ -153,7 +142,7 @@ class ProcessEnforcer(LoadedProgram[ProcessValue]):
             exe = container_view_executable(pid)
             if not exe:
                 continue
-            value = process_abi.ExePath(start_time_ns=_start_time_ns(pid))
+            value = abi.ExePath(start_time_ns=_start_time_ns(pid))
             raw = exe.encode("utf-8", "surrogateescape")[: abi.D4C_PATH_MAX - 1]
             value.path_len = len(raw)
             value.path = raw
@@ -169,7 +158,7 @@ class ProcessEnforcer(LoadedProgram[ProcessValue]):
         self.obj.map("container_selectors").delete(_U64.pack(cgroup_id))
         table = self.obj.map("user_names")
         for key in [k for k in self._user_keys if k[0] == cgroup_id]:
-            table.delete(bytes(process_abi.UserNameKey(cgroup_id=key[0], uid=key[1], slot=key[2])))
+            table.delete(bytes(abi.UserNameKey(cgroup_id=key[0], uid=key[1], slot=key[2])))
             self._user_keys.discard(key)
         self._accounts.pop(cgroup_id, None)
         self._masks.pop(cgroup_id, None)
@@ -212,8 +201,5 @@ class ProcessEnforcer(LoadedProgram[ProcessValue]):
 
     # -- events ------------------------------------------------------------------------------
 
-    def _decode(self, raw: bytes) -> ProcessValue:
-        return decode_process_event(raw, self._names[process_record_slot(raw)])
-
-    def stats(self) -> dict[str, int]:
-        return self._read_stats("process_stats", process_abi.ProcessStat, "D4C_PSTAT_")
+    def _decode(self, raw: bytes, selector_names: tuple[str, ...]) -> ProcessValue:
+        return decode_process_event(raw, selector_names)

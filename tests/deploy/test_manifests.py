@@ -219,5 +219,6 @@ def test_dockerfile_copies_existing_paths_and_runs_the_daemonset_command():
     support = (REPO / "reference_agent" / "kernel" / "support.py").read_text()
     assert '"D4C_BPF_BUILD"' in support  # the variable the agent reads for its objects' directory
     copies = [rest for instruction, rest in dockerfile_instructions() if instruction == "COPY" and rest.startswith("--from=bpf")]
-    assert copies == [f"--from=bpf /src/bpf/build/*.bpf.o {bpf_dir}/"]
+    # the objects and the ABI mirror generated from their BTF (reference_agent/kernel/abi.py loads it)
+    assert copies == [f"--from=bpf /src/bpf/build/*.bpf.o /src/bpf/build/d4c_abi.py {bpf_dir}/"]
     assert any(instruction == "RUN" and "make -C bpf" in rest for instruction, rest in dockerfile_instructions())

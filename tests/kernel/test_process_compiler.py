@@ -5,15 +5,15 @@ from __future__ import annotations
 
 import pytest
 
-from reference_agent.kernel import abi, process_abi
+from reference_agent.kernel import abi
 from reference_agent.kernel.compiler import CompileError, glob_match
 from reference_agent.kernel.process_compiler import compile_process_section
-from reference_agent.kernel.process_records import exit_status, split_args
+from reference_agent.kernel.records import exit_status, split_args
 from reference_agent.policy.operation import Container
 
 from .process_policies import process_policy
 
-SETS = process_abi.PatternSet
+SETS = abi.PatternSet
 
 
 def _tokens(entry: abi.PathPattern) -> bytes:

@@ -1,29 +1,58 @@
-"""Ring-buffer record decoding (host): a record cut after its path's NUL, as the kernel sends
-it, becomes the FileActivity the pipeline expects; malformed records are errors."""
+"""Ring-buffer record decoding (host): records cut after their path's NUL, as the kernel sends
+them, become the activity values the pipeline expects; malformed records are errors. Both
+programs' records share their head (decision and task), decoded once."""
 
 from __future__ import annotations
 
+import ctypes
+
 import pytest
 
+from reference_agent.activity import ProcessActivity, ProcessLifecycle
 from reference_agent.kernel import abi
-from reference_agent.kernel.records import RecordError, decode_file_event, record_slot
+from reference_agent.kernel.records import (
+    RecordError,
+    decode_file_event,
+    decode_process_event,
+    record_slot,
+)
+
+TASK = dict(pid=10, tid=11, ppid=1, uid=1000, gid=1001, cgroup_id=77, start_time_ns=3, tty=1, sid=10, pgid=9,
+            comm=b"sh")
 
 
-def _record(path: bytes, **fields) -> bytes:
-    ev = abi.FileEvent(**fields)
-    ev.path = path
+def _cut(ev: ctypes.Structure, path: bytes, **blobs: bytes) -> bytes:
+    """The record's bytes as the kernel submits them: the path (and args) in place, cut after
+    the path's NUL."""
+    record = type(ev)
+    for name, data in {"path": path, **blobs}.items():
+        ctypes.memmove(ctypes.addressof(ev) + getattr(record, name).offset, data, len(data))
     ev.path_len = len(path)
-    return bytes(ev)[: abi.FileEvent.path.offset + len(path) + 1]
+    return bytes(ev)[: record.path.offset + len(path) + 1]
 
 
-def test_cut_record_decodes_to_file_activity():
-    raw = _record(
-        b"/etc/a.conf", timestamp_ns=5, cgroup_id=77, start_time_ns=3, selectors=0b101, pid=10, tid=11,
-        ppid=1, uid=1000, gid=1001, operation=int(abi.FileOp.D4C_OP_CREATE_FILE),
-        event_action=int(abi.EventAction.D4C_EVENT_RENAME), hook=int(abi.Hook.D4C_HOOK_PATH_RENAME),
+def _head(**decision) -> abi.RecordHead:
+    return abi.RecordHead(task=abi.Task(**TASK), **decision)
+
+
+def file_record(path: bytes, head: dict | None = None, **body) -> bytes:
+    return _cut(abi.FileEvent(head=_head(**(head or {})), **body), path)
+
+
+def process_record(path: bytes = b"/usr/bin/echo", args: bytes = b"echo\0a b\0", head: dict | None = None,
+                   **body) -> bytes:
+    ev = abi.ProcessEvent(head=_head(**(head or {})), args_len=len(args), **body)
+    return _cut(ev, path, args=args)
+
+
+def test_cut_file_record_decodes_to_file_activity():
+    raw = file_record(
+        b"/etc/a.conf",
+        head=dict(timestamp_ns=5, selectors=0b101, hook=int(abi.Hook.D4C_HOOK_PATH_RENAME),
+                  actions=int(abi.Action.D4C_ACTION_BLOCK | abi.Action.D4C_ACTION_ALERT), blocked=1,
+                  flags=int(abi.EventFlags.D4C_FLAG_POLICY_SLOT1)),
+        operation=int(abi.FileOp.D4C_OP_CREATE_FILE), event_action=int(abi.EventAction.D4C_EVENT_RENAME),
         mount=int(abi.MountClass.D4C_MOUNT_VOLUME),
-        actions=int(abi.Action.D4C_ACTION_BLOCK | abi.Action.D4C_ACTION_ALERT), blocked=1,
-        flags=int(abi.EventFlag.D4C_EVENT_POLICY_SLOT1), tty=1, comm=b"sh",
     )
     assert len(raw) == abi.FileEvent.path.offset + len("/etc/a.conf") + 1
     assert record_slot(raw) == 1
@@ -32,15 +61,57 @@ def test_cut_record_decodes_to_file_activity():
         "createFile", "rename", "/etc/a.conf", "volume", "lsm__path_rename")
     assert (a.selectors, a.actions, a.blocked, a.timestamp_ns) == (("first", "third"), frozenset({"block", "alert"}), True, 5)
     t = a.task
-    assert (t.pid, t.tid, t.ppid, t.uid, t.gid, t.cgroup_id, t.comm, t.start_time_ns, t.tty) == (
-        10, 11, 1, 1000, 1001, 77, "sh", 3, True)
+    assert (t.pid, t.tid, t.ppid, t.uid, t.gid, t.cgroup_id, t.comm, t.start_time_ns, t.tty, t.sid, t.pgid) == (
+        10, 11, 1, 1000, 1001, 77, "sh", 3, True, 10, 9)
 
 
-def test_malformed_records_are_errors():
-    good = _record(b"/x", operation=1, event_action=1, hook=1)
+def test_malformed_file_records_are_errors():
+    good = file_record(b"/x", head=dict(hook=1), operation=1, event_action=1)
     with pytest.raises(RecordError):
         decode_file_event(good[:-2], ())  # the path does not fit
     with pytest.raises(RecordError):
         decode_file_event(good[:40], ())  # not even a header
     with pytest.raises(RecordError):
-        decode_file_event(_record(b"/x", operation=3, event_action=1, hook=1), ())  # not one operation bit
+        decode_file_event(file_record(b"/x", head=dict(hook=1), operation=3, event_action=1), ())  # not one bit
+
+
+def test_lifecycle_exec_with_args():
+    v = decode_process_event(process_record(head=dict(hook=int(abi.Hook.D4C_HOOK_SCHED_PROCESS_EXEC)),
+                                            record=abi.RecordType.D4C_RECORD_LIFECYCLE,
+                                            kind=abi.ProcessKind.D4C_KIND_EXEC), ())
+    assert isinstance(v, ProcessLifecycle)
+    assert (v.kind, v.task.executable, v.args, v.task.sid, v.exit_code) == ("exec", "/usr/bin/echo", ("echo", "a b"), 10, None)
+
+
+def test_process_activity_named_by_its_slot_and_exit_status():
+    raw = process_record(head=dict(selectors=0b101, actions=int(abi.Action.D4C_ACTION_BLOCK | abi.Action.D4C_ACTION_ALERT),
+                                   blocked=1, flags=int(abi.EventFlags.D4C_FLAG_POLICY_SLOT1),
+                                   hook=int(abi.Hook.D4C_HOOK_TASK_ALLOC)),
+                         record=abi.RecordType.D4C_RECORD_ACTIVITY, kind=abi.ProcessKind.D4C_KIND_FORK)
+    assert record_slot(raw) == 1
+    v = decode_process_event(raw, ("a", "b", "c"))
+    assert isinstance(v, ProcessActivity)
+    assert (v.operation, v.selectors, v.actions, v.blocked, v.trace_point) == (
+        "fork", ("a", "c"), frozenset({"block", "alert"}), True, "lsm__task_alloc")
+    end = decode_process_event(process_record(b"", head=dict(hook=int(abi.Hook.D4C_HOOK_SCHED_PROCESS_EXIT),
+                                                             flags=int(abi.EventFlags.D4C_FLAG_NO_EXE)),
+                                              record=abi.RecordType.D4C_RECORD_LIFECYCLE,
+                                              kind=abi.ProcessKind.D4C_KIND_EXIT, exit_code=9), ())
+    assert (end.kind, end.exit_code, end.task.executable) == ("exit", 137, "")
+
+
+def test_bad_process_records_are_refused():
+    fork = dict(head=dict(hook=int(abi.Hook.D4C_HOOK_SCHED_PROCESS_FORK)), record=abi.RecordType.D4C_RECORD_LIFECYCLE)
+    good = process_record(kind=abi.ProcessKind.D4C_KIND_FORK, **fork)
+    with pytest.raises(RecordError, match="shorter than its header"):
+        decode_process_event(good[:100], ())
+    with pytest.raises(RecordError, match="cannot hold"):
+        decode_process_event(good[:-5], ())
+    with pytest.raises(RecordError, match="unknown code"):
+        decode_process_event(process_record(kind=9, **fork), ())
+
+
+def test_every_hook_has_a_trace_point_name():
+    assert sorted(abi.TRACE_POINTS) == sorted(int(h) for h in abi.Hook)
+    assert abi.TRACE_POINTS[abi.Hook.D4C_HOOK_FILE_OPEN] == "lsm__file_open"
+    assert abi.TRACE_POINTS[abi.Hook.D4C_HOOK_SCHED_PROCESS_EXIT] == "sched_process_exit"
