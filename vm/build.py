@@ -205,7 +205,7 @@ def _build(inputs: ImageInputs, checkout: Path, final: Path, rebuild: bool) -> I
     return image
 
 
-KEEP_IMAGES = 3  # other checkouts/branches may use other keys of the same cache
+KEEP_IMAGES = 8  # other checkouts/branches (a team of them) use other keys of the same cache
 
 
 def _prune(keep: Path) -> None:
