@@ -1,4 +1,4 @@
-"""Benchmark (not a test): exec-heavy overhead of the reference agent (issue 6), in the VM.
+"""Benchmark (not a test): exec-heavy overhead of the reference agent, in the VM.
 
 A shell in a Docker container runs a loop of N `/bin/true` (one fork, one exec, one exit per
 iteration) and times it itself (`date +%s%N` inside the container, so `docker exec` start-up
@@ -22,6 +22,7 @@ import sys
 import tempfile
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
@@ -102,7 +103,7 @@ def agent_mode(policy_text: str, n: int, count: int) -> tuple[list[float], float
             while not (out / ".ready").exists():
                 if agent.poll() is not None or time.monotonic() - t0 > 300:
                     raise SystemExit(f"d4c agent run did not become ready (exit {agent.returncode})")
-                time.sleep(0.2)
+                time.sleep(0.02)
             ready = time.monotonic() - t0
             times = rounds(n, count)
             time.sleep(2)  # let it write what the last round produced
@@ -113,6 +114,61 @@ def agent_mode(policy_text: str, n: int, count: int) -> tuple[list[float], float
     return times, ready, lines
 
 
+@dataclass(frozen=True)
+class ExecFigures:
+    """µs per loop iteration (medians of the rounds); ratios against `off` before and after."""
+
+    n: int
+    off: list[float]
+    off_after: list[float]
+    kernel: list[float]
+    records: int
+    agent: list[float]
+    ready_s: float
+    lines: int
+
+    @property
+    def base(self) -> float:
+        return statistics.median(self.off + self.off_after)
+
+    @property
+    def ratio_kernel(self) -> float:
+        return statistics.median(self.kernel) / self.base
+
+    @property
+    def ratio_agent(self) -> float:
+        return statistics.median(self.agent) / self.base if self.agent else float("nan")
+
+
+def measure_exec(n: int = 500, count: int = 3, image: str = "debian:bookworm", agent: bool = True) -> ExecFigures:
+    policy_text = default_policy_text()
+    subprocess.run(["docker", "rm", "-f", NAME], capture_output=True, check=False)
+    subprocess.run(["docker", "run", "-d", "--rm", "--name", NAME, image, "sleep", "infinity"],
+                   check=True, capture_output=True)
+    try:
+        off = rounds(n, count)
+        kernel, records = kernel_mode(policy_text, n, count)
+        agent_times, ready, lines = agent_mode(policy_text, n, count) if agent else ([], 0.0, 0)
+        off_after = rounds(n, count)
+    finally:
+        subprocess.run(["docker", "rm", "-f", NAME], capture_output=True, check=False)
+    return ExecFigures(n, off, off_after, kernel, records, agent_times, ready, lines)
+
+
+def report(f: ExecFigures, count: int, image: str) -> list[str]:
+    lines = [
+        f"exec loop: {f.n} x /bin/true per round, {count} rounds per mode, image {image}",
+        f"off     : {statistics.median(f.off):8.1f} µs/iteration (before) "
+        f"{statistics.median(f.off_after):8.1f} (after); rounds {[round(x, 1) for x in f.off + f.off_after]}",
+        f"kernel  : {statistics.median(f.kernel):8.1f} µs/iteration  ratio {f.ratio_kernel:5.2f}  "
+        f"rounds {[round(x, 1) for x in f.kernel]}  ({f.records} records decoded)",
+    ]
+    if f.agent:
+        lines.append(f"agent   : {statistics.median(f.agent):8.1f} µs/iteration  ratio {f.ratio_agent:5.2f}  "
+                     f"rounds {[round(x, 1) for x in f.agent]}  (ready in {f.ready_s:.2f} s, {f.lines} NDJSON documents)")
+    return lines
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=500, help="execs per round")
@@ -120,29 +176,8 @@ def main() -> int:
     parser.add_argument("--image", default="debian:bookworm")
     parser.add_argument("--skip-agent", action="store_true", help="only off and kernel")
     args = parser.parse_args()
-    policy_text = default_policy_text()
-    subprocess.run(["docker", "rm", "-f", NAME], capture_output=True, check=False)
-    subprocess.run(["docker", "run", "-d", "--rm", "--name", NAME, args.image, "sleep", "infinity"],
-                   check=True, capture_output=True)
-    try:
-        off = rounds(args.n, args.rounds)
-        kernel, records = kernel_mode(policy_text, args.n, args.rounds)
-        agent, ready, lines = ([], 0.0, 0) if args.skip_agent else agent_mode(policy_text, args.n, args.rounds)
-        off_after = rounds(args.n, args.rounds)
-    finally:
-        subprocess.run(["docker", "rm", "-f", NAME], capture_output=True, check=False)
-
-    base = statistics.median(off + off_after)
-    print(f"exec loop: {args.n} x /bin/true per round, {args.rounds} rounds per mode, image {args.image}")
-    print(f"off     : {statistics.median(off):8.1f} µs/iteration (before) "
-          f"{statistics.median(off_after):8.1f} (after); rounds {[round(x, 1) for x in off + off_after]}")
-    k = statistics.median(kernel)
-    print(f"kernel  : {k:8.1f} µs/iteration  ratio {k / base:5.2f}  rounds {[round(x, 1) for x in kernel]}"
-          f"  ({records} records decoded)")
-    if agent:
-        a = statistics.median(agent)
-        print(f"agent   : {a:8.1f} µs/iteration  ratio {a / base:5.2f}  rounds {[round(x, 1) for x in agent]}"
-              f"  (ready in {ready:.1f} s, {lines} NDJSON documents)")
+    figures = measure_exec(args.n, args.rounds, args.image, agent=not args.skip_agent)
+    print("\n".join(report(figures, args.rounds, args.image)))
     return 0
 
 

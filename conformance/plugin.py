@@ -47,6 +47,9 @@ def addoption(parser: pytest.Parser) -> None:
     group.addoption("--event-settle", type=float, default=1.0, metavar="SECONDS",
                     help="kernel tier: how long to watch for extra events once expectations hold. Default: 1")
     group.addoption("--keep-workdirs", action="store_true", help="kernel tier: keep agent work directories")
+    group.addoption("--agent-dir", metavar="DIR", type=Path,
+                    help="kernel tier, adapters with load_policy: run the agent in DIR and leave it running "
+                         "(enforcing a policy that matches nothing) for the next run to reuse")
 
 
 class ScenarioItem(pytest.Item):
@@ -152,7 +155,8 @@ class ConformancePlugin:
         for path in self.scenario_paths:
             if not path.exists():
                 raise pytest.UsageError(f"--scenarios {path}: no such file or directory")
-        self.options = runner.Options(opt.event_timeout, opt.event_settle, opt.keep_workdirs)
+        self.options = runner.Options(opt.event_timeout, opt.event_settle, opt.keep_workdirs,
+                                      opt.agent_dir.resolve() if opt.agent_dir else None)
         self._kernel: runner.KernelSession | None = None
         self.outcomes: dict[str, dict[str, Any]] = {}
         for marker, text in ((ENGINE, "engine tier: synthetic operations"), (KERNEL, "kernel tier: real containers"),
@@ -217,6 +221,12 @@ class ConformancePlugin:
             self.written = written
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        restarts = self._kernel.restarts if self._kernel is not None else []
+        if restarts:  # in this process (without xdist, or on a worker's own output)
+            terminalreporter.write_line(f"kernel tier: the agent was restarted for {len(restarts)} scenario(s), "
+                                        "its policy could not be loaded into the running one:")
+            for line in restarts:
+                terminalreporter.write_line(f"  {line}")
         written = getattr(self, "written", None)
         if written:
             terminalreporter.write_line(f"conformance report: {', '.join(str(p) for p in written)}")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,9 @@ class Options:
     event_timeout: float = 10.0  # bounded wait for expected events
     settle: float = 1.0  # extra watching for unexpected events once the expectation holds
     keep_workdirs: bool = False
+    # A per-worker agent (adapters with load_policy) lives here and is left running after the
+    # run, for the next run to adopt: one scenario in seconds, not an agent start each time.
+    agent_dir: Path | None = None
 
 
 def _fmt(values: Any) -> str:
@@ -88,6 +91,7 @@ class KernelSession:
     session_agent: AgentProcess | None = None
     session_dir: Path | None = None
     docker_error: str | None = None
+    restarts: list[str] = field(default_factory=list)  # why the per-worker agent was restarted
     _started: bool = False
 
     def docker(self) -> Any:
@@ -101,20 +105,107 @@ class KernelSession:
             raise Skip(f"kernel tier needs Docker: {self.docker_error}")
         return self.client
 
+    def _adoptable(self, agent: AgentProcess) -> bool:
+        assert self.options.agent_dir is not None
+        try:
+            pid = int((self.options.agent_dir / AGENT_PID_FILE).read_text())
+        except (OSError, ValueError):
+            return False
+        return agent.process is not None and agent.process.pid == pid
+
     def sink(self, spec: AdapterSpec) -> BulkServer | None:
         if spec.events and spec.events.elasticsearch and self.bulk is None:
             self.bulk = BulkServer().start()
         return self.bulk
 
     def close(self) -> None:
-        if self.session_agent is not None:
-            self.session_agent.stop()
-            self.session_agent = None
+        kept = self.options.agent_dir is not None
+        if self.session_agent is not None and not (kept and self._adoptable(self.session_agent)):
+            self.session_agent.stop()  # a fallback agent started with a scenario's policy is not kept
+        self.session_agent = None
         if self.bulk is not None:
             self.bulk.stop()
             self.bulk = None
-        if self.session_dir is not None and not self.options.keep_workdirs:
+        if self.session_dir is not None and not self.options.keep_workdirs and not kept:
             shutil.rmtree(self.session_dir, ignore_errors=True)
+
+
+# What a per-worker agent enforces between scenarios: valid for any D4C implementation, and
+# matches no container, so a scenario's containers are created, and its files checked, with
+# nothing enforcing or reporting on them (as when each scenario had an agent of its own).
+NEUTRAL_POLICY = """\
+file:
+  selectors:
+    - name: d4c-conformance-idle
+      containerImageName: [d4c-conformance.invalid/matches-no-container]
+  responses:
+    - match: [d4c-conformance-idle]
+      actions: [log]
+"""
+
+
+def _start(spec: AdapterSpec, values: dict[str, str]) -> AgentProcess:
+    agent = AgentProcess(spec.agent, dict(values))  # type: ignore[arg-type]
+    try:
+        agent.start()
+    except AdapterError:
+        agent.stop()
+        raise
+    return agent
+
+
+def _session_agent(session: KernelSession, spec: AdapterSpec, values: dict[str, str]) -> AgentProcess:
+    """The worker's agent, enforcing the neutral policy; (re)started when there is none running."""
+    agent = session.session_agent
+    if agent is not None and not agent.alive:
+        agent.stop()
+        session.session_agent = agent = None
+    if agent is None:
+        neutral = Path(values["workdir"]) / "policy-neutral.yaml"
+        neutral.write_text(NEUTRAL_POLICY)
+        idle = {**values, "policy": str(neutral), "scenario": ""}
+        agent = _adopted(session, spec, idle) or _start(spec, idle)
+        session.session_agent = agent
+        if session.options.agent_dir is not None and agent.process is not None:
+            (session.options.agent_dir / AGENT_PID_FILE).write_text(f"{agent.process.pid}\n")
+    return agent
+
+
+AGENT_PID_FILE = "agent.pid"  # in --agent-dir: the agent left running by an earlier run
+
+
+def _adopted(session: KernelSession, spec: AdapterSpec, values: dict[str, str]) -> AgentProcess | None:
+    """The agent an earlier run left in --agent-dir, if it still runs this adapter's command."""
+    if session.options.agent_dir is None:
+        return None
+    try:
+        pid = int((session.options.agent_dir / AGENT_PID_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    agent = AgentProcess(spec.agent, dict(values))  # type: ignore[arg-type]
+    return agent if agent.adopt(pid) else None
+
+
+def _load(agent: AgentProcess, policy_file: Path, scenario_id: str) -> None:
+    agent.values.update(policy=str(policy_file), scenario=scenario_id)
+    agent.load_policy()
+
+
+def _enforce_scenario_policy(session: KernelSession, spec: AdapterSpec, values: dict[str, str],
+                             policy_file: Path, scenario_id: str) -> AgentProcess:
+    """The worker's agent, confirmed enforcing the scenario's policy for its (running)
+    containers. Falls back to restarting the agent with that policy when loading it into the
+    running one fails (the agent died, or did not confirm)."""
+    agent = _session_agent(session, spec, values)
+    try:
+        _load(agent, policy_file, scenario_id)
+        return agent
+    except AdapterError as error:
+        agent.stop()
+        session.session_agent = None
+        session.restarts.append(f"{scenario_id}: {str(error).splitlines()[0]}")
+    agent = session.session_agent = _start(spec, values)
+    return agent
 
 
 def run_kernel(scenario: Scenario, target: Target, session: KernelSession) -> None:
@@ -127,7 +218,11 @@ def run_kernel(scenario: Scenario, target: Target, session: KernelSession) -> No
     bulk = session.sink(spec)
     per_session = spec.agent.load_policy is not None
     if per_session and session.session_dir is None:
-        session.session_dir = Path(tempfile.mkdtemp(prefix="d4c-agent-"))
+        if session.options.agent_dir is not None:
+            session.options.agent_dir.mkdir(parents=True, exist_ok=True)
+            session.session_dir = session.options.agent_dir
+        else:
+            session.session_dir = Path(tempfile.mkdtemp(prefix="d4c-agent-"))
     workdir = session.session_dir if per_session else Path(tempfile.mkdtemp(prefix=f"d4c-{scenario.id}-"))
     assert workdir is not None
     (workdir / "events").mkdir(exist_ok=True)
@@ -151,17 +246,7 @@ def run_kernel(scenario: Scenario, target: Target, session: KernelSession) -> No
             mark = source.mark()
             try:
                 if per_session:
-                    if session.session_agent is None:
-                        started = AgentProcess(spec.agent, values)
-                        try:
-                            started.start()
-                        except AdapterError:
-                            started.stop()
-                            raise
-                        session.session_agent = started  # only a running agent is reused
-                    agent = session.session_agent
-                    agent.values.update(policy=str(policy_file), scenario=scenario.id)
-                    agent.load_policy()
+                    agent = _enforce_scenario_policy(session, spec, values, policy_file, scenario.id)
                 else:
                     agent = AgentProcess(spec.agent, values)
                     agent.start()
@@ -184,8 +269,16 @@ def run_kernel(scenario: Scenario, target: Target, session: KernelSession) -> No
                 names = ", ".join(f"{n}={cid[:12]}" for n, cid in containers.ids.items())
                 problems.append(f"containers: {names}\n" + ev.explain(results))
                 problems.append("agent log (last lines):\n" + (agent.log_tail() or "(empty)"))
+            # Before file checks: a policy must not see or block the checks.
             if not per_session:
-                agent.stop()  # before file checks: a policy must not see or block the checks
+                agent.stop()
+            else:
+                try:
+                    _load(agent, workdir / "policy-neutral.yaml", "")
+                except AdapterError as error:  # stopped instead; the next scenario starts one
+                    session.restarts.append(f"{scenario.id} (neutral policy after it): {str(error).splitlines()[0]}")
+                    agent.stop()
+                    session.session_agent = None
             for check in scenario.files:
                 file_problems += containers.check_file(check)
     except SetupError as error:

@@ -71,11 +71,11 @@ from reference_agent.metadata.users import UserNames
 from reference_agent.outputs import BulkShipper, NdjsonWriter
 from reference_agent.policy import Policy
 from reference_agent.processes import EndLedger, ProcessTable
+from reference_agent.control import READY_FILE
 from reference_agent.reload import LoadedPolicy, PolicyHolder, PolicyRejected
 
 log = logging.getLogger(__name__)
 
-READY_FILE = ".ready"
 EXIT_BAD_POLICY = 1  # also: cannot start (docker, BPF)
 
 Activity = FileActivity | ProcessActivity
@@ -116,7 +116,8 @@ class Agent:
         False. `ancestry` overrides where relatives come from (tests; the table otherwise)."""
         self.config = config
         self.backend = backend
-        self.policy = PolicyHolder(policy_path, self._apply)
+        self.policy = PolicyHolder(policy_path, self._apply, prepare=self._refresh_containers,
+                                   on_accepted=self._write_ready)
         if containers is None:
             if docker_client is None:
                 import docker  # the agent extra; only needed for a real run
@@ -137,6 +138,7 @@ class Agent:
         self._last_reconcile = time.monotonic()
         self._ancestry = ancestry
         self._apply_lock = threading.Lock()
+        self._ready = False
         self._stop = threading.Event()
         self.ctx: EventContext | None = None
         self.writer: NdjsonWriter | None = None
@@ -168,11 +170,19 @@ class Agent:
             self._shipper.start()
         # Readiness for harnesses (the conformance suite waits for <events_dir>/.ready): written
         # last, once the policy is in the kernel and events are being collected.
-        ready = cfg.output_dir / READY_FILE
-        tmp = ready.with_name(READY_FILE + ".tmp")
-        tmp.write_text(f"{os.getpid()} {loaded.generation} {loaded.digest}\n")
-        os.replace(tmp, ready)
+        self._ready = True
+        self._write_ready(loaded)
         return loaded
+
+    def _write_ready(self, loaded: LoadedPolicy) -> None:
+        """<output_dir>/.ready = `PID GENERATION SHA256 POLICY-PATH`, replaced atomically on every
+        accepted reload: a harness that loads a policy waits for its digest there."""
+        if not self._ready:
+            return  # the first policy: start() writes it once events are being collected
+        ready = self.config.output_dir / READY_FILE
+        tmp = ready.with_name(READY_FILE + ".tmp")
+        tmp.write_text(f"{os.getpid()} {loaded.generation} {loaded.digest} {loaded.path.resolve()}\n")
+        os.replace(tmp, ready)
 
     def install_signal_handlers(self) -> None:
         self.policy.install_sighup()
@@ -220,6 +230,11 @@ class Agent:
         """PolicyHolder's apply callback: the kernel gets the policy with fresh masks."""
         with self._apply_lock:
             self.backend.apply_policy(policy, self._masks(policy))
+
+    def _refresh_containers(self) -> None:
+        """Before a reload: a policy asked for now must cover every container running now,
+        even one whose Docker start event is still on its way."""
+        self.containers.refresh()
 
     def _containers_changed(self) -> None:
         """A container started or went away: re-send the enforcing policy with new masks."""

@@ -18,10 +18,11 @@ import logging
 import sys
 import time
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-from reference_agent.config import EXIT_BAD_CONFIG, AgentConfig, ConfigError, load_config
-from reference_agent.reload import LoadedPolicy
+if TYPE_CHECKING:  # imported where used: `d4c agent reload` runs once per scenario in the suite
+    from reference_agent.config import AgentConfig
+    from reference_agent.reload import LoadedPolicy
 
 EXIT_BAD_POLICY = 1
 EXIT_NO_BPF_LSM = 3
@@ -48,12 +49,28 @@ def register(subparsers: Any) -> None:
     run.add_argument("--output-dir", metavar="DIR", type=Path, help="where the NDJSON files go (overrides the config)")
     run.add_argument("-v", "--verbose", action="store_true", help="log reloads and container changes")
     run.set_defaults(func=run_agent_command)
+    reload = commands.add_parser(
+        "reload",
+        help="make a running agent reload its policy, or enforce another one",
+        description=(
+            "Signal the agent writing into DIR (its pid is in DIR/.ready) to reload its policy file; "
+            "with POLICY, first replace that file's content with POLICY's. --wait: until DIR/.ready "
+            "shows the new policy's SHA-256 (enforcing). Exit 0 done, 1 no agent there or not "
+            "enforcing in time (see the agent's log for why), 2 usage error."
+        ),
+    )
+    reload.add_argument("policy", nargs="?", type=Path, metavar="POLICY", help="the policy to enforce from now on")
+    reload.add_argument("--output-dir", required=True, type=Path, metavar="DIR", help="the agent's output directory")
+    reload.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
+                        help="wait this long for the agent to confirm the policy (default: do not wait)")
+    reload.set_defaults(func=run_reload_command)
 
 
 def preflight(policy_path: Path, config_path: str | None, err: TextIO) -> int | None:
     """Configuration and policy checks that need no kernel; an exit code when they fail."""
     # Imported here: the policy language has no dependency on the agent extra, and
     # `d4c --help` must not need libbpf or docker.
+    from reference_agent.config import EXIT_BAD_CONFIG, ConfigError, load_config
     from reference_agent.reload import read_and_validate
 
     if config_path is not None:
@@ -121,3 +138,19 @@ def run_agent_command(args: argparse.Namespace, out: TextIO | None = None, err: 
     return run_agent(args.config, policy_path, backend, output_dir=args.output_dir, err=err,
                      on_started=started_line)
 
+
+
+def run_reload_command(args: argparse.Namespace, err: TextIO | None = None) -> int:
+    from reference_agent.control import request_reload
+
+    err = err or sys.stderr
+    try:
+        confirmed = request_reload(args.output_dir, args.policy, wait=args.wait)
+    except (OSError, ValueError) as exc:
+        print(f"d4c agent reload: {exc}", file=err)
+        return EXIT_BAD_POLICY
+    if not confirmed:
+        print(f"d4c agent reload: {args.output_dir}/.ready does not show the new policy after {args.wait:g}s "
+              "(rejected? see the agent's log)", file=err)
+        return EXIT_BAD_POLICY
+    return 0

@@ -10,7 +10,11 @@ all-or-nothing:
 3. a valid one is handed to the `apply` callback (the kernel side passes its map compiler);
    if that raises, the previous policy keeps enforcing too;
 4. only then does `current` switch to the new policy, in one reference assignment under a
-   lock: readers see the old policy or the new one, never a mix.
+   lock: readers see the old policy or the new one, never a mix; `on_accepted` is told (the
+   agent rewrites its ready file with the new digest: the confirmation harnesses wait for).
+
+Before a reload that a signal or a file change asked for, `prepare` runs (the agent re-lists
+its containers there), so the new policy covers everything running when it was asked for.
 
 The signal handler only sets an event (signal-safe); the watcher thread does the work.
 """
@@ -81,9 +85,13 @@ def read_and_validate(path: Path) -> tuple[ValidationResult, str]:
 
 
 class PolicyHolder:
-    def __init__(self, path: str | Path, apply: Callable[[Policy], None]) -> None:
+    def __init__(self, path: str | Path, apply: Callable[[Policy], None], *,
+                 prepare: Callable[[], None] | None = None,
+                 on_accepted: Callable[[LoadedPolicy], None] | None = None) -> None:
         self.path = Path(path)
         self._apply = apply
+        self._prepare = prepare
+        self._on_accepted = on_accepted
         self._lock = threading.Lock()  # serialises reloads; `current` reads need no lock
         self._current: LoadedPolicy | None = None
         self._seen_signature: tuple[int, int, int] | None = None
@@ -125,6 +133,8 @@ class PolicyHolder:
             generation = current.generation + 1 if current else 1
             self._current = LoadedPolicy(result.policy, self.path, digest, generation, tuple(result.warnings))
             log.info("%s: policy generation %d enforcing", self.path, generation)
+            if self._on_accepted is not None:
+                self._on_accepted(self._current)
             return ReloadOutcome(accepted=True, changed=True)
 
     def reapply(self) -> None:
@@ -149,10 +159,11 @@ class PolicyHolder:
         """One watcher step: reload when asked (SIGHUP) or when the file changed."""
         if self._reload_requested.is_set():
             self._reload_requested.clear()
-            return self.reload()
-        if self.changed_on_disk():
-            return self.reload()  # an unchanged digest (touch) is a no-op inside reload()
-        return None
+        elif not self.changed_on_disk():
+            return None
+        if self._prepare is not None:
+            self._prepare()
+        return self.reload()  # an unchanged digest (touch) is a no-op inside reload()
 
     # -- SIGHUP and the watcher thread ---------------------------------------------------------
 
@@ -182,3 +193,4 @@ class PolicyHolder:
         self._reload_requested.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
+

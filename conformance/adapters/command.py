@@ -7,7 +7,8 @@ agent:                                   # kernel tier
   start: [my-agent, run, --policy, "{policy}", --events, "{events_dir}"]
   ready: {path: "{workdir}/ready", timeout: 30}   # or {delay: 2}
   stop: {signal: TERM, timeout: 10}               # or {command: [...]}
-  load_policy: [my-agent, reload, "{policy}"]     # optional: then started once per session
+  load_policy: [my-agent, reload, "{policy}"]     # optional: then started once per worker
+  loaded: {path: "{workdir}/status", timeout: 10} # optional: enforcing once it shows the policy's SHA-256
   requires_bpf_lsm: true
   env: {LOG_LEVEL: debug}
 events:
@@ -22,6 +23,7 @@ Placeholders in any string: {policy} {workdir} {events_dir} {es_url} {scenario} 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import signal
@@ -49,6 +51,8 @@ class AgentSpec:
     stop_command: tuple[str, ...] | None = None
     stop_timeout: float = 10.0
     load_policy: tuple[str, ...] | None = None
+    loaded_path: str | None = None  # shows the SHA-256 of the policy file once it enforces
+    loaded_timeout: float = 10.0
     requires_bpf_lsm: bool = True
     env: tuple[tuple[str, str], ...] = ()
 
@@ -104,7 +108,8 @@ def load_adapter(path: Path) -> AdapterSpec:
     evaluate = argv(top["evaluate"], ("evaluate",)) if "evaluate" in top else None
     agent = None
     if "agent" in top:
-        a = mapping(top["agent"], ("agent",), {"start", "ready", "stop", "load_policy", "requires_bpf_lsm", "env"})
+        a = mapping(top["agent"], ("agent",),
+                    {"start", "ready", "stop", "load_policy", "loaded", "requires_bpf_lsm", "env"})
         if "start" not in a:
             raise fail(("agent",), "`start` is required")
         ready = mapping(a.get("ready", {}), ("agent", "ready"), {"path", "delay", "timeout"})
@@ -112,6 +117,11 @@ def load_adapter(path: Path) -> AdapterSpec:
         sig = str(stop.get("signal", "TERM")).removeprefix("SIG")
         if not hasattr(signal, f"SIG{sig}"):
             raise fail(("agent", "stop", "signal"), f"unknown signal {sig!r}")
+        loaded = mapping(a.get("loaded", {}), ("agent", "loaded"), {"path", "timeout"})
+        if loaded and "load_policy" not in a:
+            raise fail(("agent", "loaded"), "only means something with `load_policy`")
+        if loaded and "path" not in loaded:
+            raise fail(("agent", "loaded"), "`path` is required (a file showing the enforcing policy's SHA-256)")
         env = mapping(a.get("env", {}), ("agent", "env"), set(a.get("env", {}) or {}))
         if not isinstance(a.get("requires_bpf_lsm", True), bool):
             raise fail(("agent", "requires_bpf_lsm"), "must be true or false")
@@ -124,6 +134,8 @@ def load_adapter(path: Path) -> AdapterSpec:
             stop_command=argv(stop["command"], ("agent", "stop", "command")) if "command" in stop else None,
             stop_timeout=number(stop.get("timeout", 10), ("agent", "stop", "timeout")),
             load_policy=argv(a["load_policy"], ("agent", "load_policy")) if "load_policy" in a else None,
+            loaded_path=str(loaded["path"]) if "path" in loaded else None,
+            loaded_timeout=number(loaded.get("timeout", 10), ("agent", "loaded", "timeout")),
             requires_bpf_lsm=a.get("requires_bpf_lsm", True),
             env=tuple((str(k), str(v)) for k, v in env.items()),
         )
@@ -182,20 +194,69 @@ def run_evaluate(argv: list[str], operations: list[dict[str, Any]], timeout: flo
     return verdicts
 
 
+class AdoptedProcess:
+    """An agent started by an earlier run (not this process's child), with the parts of
+    Popen's interface AgentProcess uses. Its exit status is unknown: -1 once it is gone."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            try:
+                os.kill(self.pid, 0)
+            except ProcessLookupError:
+                self.returncode = -1
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.poll() is None:
+            if deadline is not None and time.monotonic() > deadline:
+                raise subprocess.TimeoutExpired(str(self.pid), timeout or 0)
+            time.sleep(0.05)
+        return self.returncode  # type: ignore[return-value]
+
+
+def running_argv(pid: int) -> list[str] | None:
+    """The command line of a running process (None when it is gone or unreadable)."""
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return None
+    return [part.decode(errors="replace") for part in raw.split(b"\0")[:-1]]
+
+
 @dataclass
 class AgentProcess:
     """A running implementation agent (kernel tier)."""
 
     spec: AgentSpec
     values: dict[str, str]
-    process: subprocess.Popen | None = None
+    process: subprocess.Popen | AdoptedProcess | None = None
     log_path: Path | None = None
     env: dict[str, str] = field(default_factory=dict)
 
-    def start(self) -> None:
-        argv = [expand(a, self.values) for a in self.spec.start]
+    @property
+    def argv(self) -> list[str]:
+        return [expand(a, self.values) for a in self.spec.start]
+
+    def adopt(self, pid: int) -> bool:
+        """Take over an agent an earlier run left running with this same command line."""
+        if running_argv(pid) != self.argv:
+            return False
         self.env = {**os.environ, **{k: expand(v, self.values) for k, v in self.spec.env}}
         self.log_path = Path(self.values["workdir"]) / "agent.log"
+        self.process = AdoptedProcess(pid)
+        return True
+
+    def start(self) -> None:
+        argv = self.argv
+        self.env = {**os.environ, **{k: expand(v, self.values) for k, v in self.spec.env}}
+        self.log_path = Path(self.values["workdir"]) / "agent.log"
+        if self.spec.ready_path:  # a previous agent's, in a reused work directory, must not count
+            Path(expand(self.spec.ready_path, self.values)).unlink(missing_ok=True)
         log = open(self.log_path, "ab")
         try:
             self.process = subprocess.Popen(
@@ -220,17 +281,43 @@ class AgentProcess:
             time.sleep(self.spec.ready_delay)
         self._check_alive()
 
-    def _check_alive(self) -> None:
+    def _check_alive(self, when: str = "during startup") -> None:
         if self.process is not None and self.process.poll() is not None:
-            raise AdapterError(f"agent exited with {self.process.returncode} during startup:\n{self.log_tail()}")
+            raise AdapterError(f"agent exited with {self.process.returncode} {when}:\n{self.log_tail()}")
 
     def load_policy(self) -> None:
+        """Make the running agent enforce {policy}; returns once it is enforcing. The
+        confirmation: the command's exit 0, and with `loaded`, the SHA-256 (hex) of the
+        policy file's bytes appearing in the `loaded` file (the agent writes it once the
+        policy enforces for every container running when the command was started)."""
         if self.spec.load_policy is None:
             return
+        self._check_alive("before the policy was loaded")
         argv = [expand(a, self.values) for a in self.spec.load_policy]
-        done = subprocess.run(argv, capture_output=True, text=True, env=self.env or None, timeout=60)
+        try:
+            done = subprocess.run(argv, capture_output=True, text=True, env=self.env or None, timeout=60)
+        except (OSError, subprocess.TimeoutExpired) as error:
+            raise AdapterError(f"`{' '.join(argv)}`: {error}") from None
         if done.returncode != 0:
             raise AdapterError(f"`{' '.join(argv)}` failed (exit {done.returncode}): {done.stderr.strip()}")
+        if self.spec.loaded_path is None:
+            return
+        want = hashlib.sha256(Path(self.values["policy"]).read_bytes()).hexdigest()
+        status = Path(expand(self.spec.loaded_path, self.values))
+        deadline = time.monotonic() + self.spec.loaded_timeout
+        while True:
+            with contextlib.suppress(OSError):
+                if want in status.read_text(errors="replace"):
+                    return
+            self._check_alive("while loading the policy")
+            if time.monotonic() > deadline:
+                raise AdapterError(f"policy not confirmed: {status} did not show its SHA-256 {want[:12]}… within "
+                                   f"{self.spec.loaded_timeout:g}s (rejected?)\n{self.log_tail()}")
+            time.sleep(0.02)
+
+    @property
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
 
     def stop(self) -> None:
         if self.process is None:

@@ -108,8 +108,11 @@ def parse_operation(obj: Any, where: str) -> str | None:
 
 # --- kernel tier: the reference agent as a command -----------------------------------------
 
-# What issue 5's `d4c agent run` is expected to accept; until it exists kernel items skip.
+# What `d4c agent run` is expected to accept; until it exists kernel items skip.
 AGENT_ARGV = ("{d4c}", "agent", "run", "--policy", "{policy}", "--output-dir", "{events_dir}")
+# One agent per worker: each scenario's policy replaces the running agent's (SIGHUP), and the
+# agent confirms it by writing the policy's SHA-256 into its ready file.
+LOAD_POLICY_ARGV = ("{d4c}", "agent", "reload", "--output-dir", "{events_dir}", "{policy}")
 
 
 @lru_cache(maxsize=1)  # asked once per kernel item; the answer cannot change within a run
@@ -128,10 +131,12 @@ def agent_unavailable_reason() -> str | None:
 def agent_adapter() -> AdapterSpec:
     d4c = shutil.which("d4c") or "d4c"
     argv = tuple(part.replace("{d4c}", d4c) for part in AGENT_ARGV)
+    load = tuple(part.replace("{d4c}", d4c) for part in LOAD_POLICY_ARGV)
     return AdapterSpec(
         name="reference",
         evaluate=None,
-        agent=AgentSpec(start=argv, ready_path="{events_dir}/.ready", ready_timeout=60.0),
+        agent=AgentSpec(start=argv, ready_path="{events_dir}/.ready", ready_timeout=60.0,
+                        load_policy=load, loaded_path="{events_dir}/.ready", loaded_timeout=15.0),
         events=EventsSpec(ndjson="{events_dir}/{data_stream}.ndjson"),
         base_dir=None,
     )

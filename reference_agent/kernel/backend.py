@@ -1,7 +1,8 @@
 """The BPF implementation of `reference_agent.agent.KernelBackend`: file and process operations.
 
 apply_policy compiles both sections first (a CompileError refuses the policy; the loaded one
-stays), loads and attaches file_hooks.bpf.o and process_hooks.bpf.o on the first call, and
+stays), loads and attaches file_hooks.bpf.o and process_hooks.bpf.o on the first call (in two
+threads: the kernel verifies both at once, on two CPUs; ctypes releases the GIL), and
 afterwards switches the policy slots of both atomically (file_enforcer.py, process_enforcer.py).
 poll() drains both ring buffers and returns one batch in kernel timestamp order (an exec's
 lifecycle before a file activity of the new image; a fork/exec's lifecycle before its
@@ -11,6 +12,7 @@ activity: same timestamp, ring order kept by the stable sort).
 from __future__ import annotations
 
 import select
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Iterable, Mapping
 
 from reference_agent.activity import FileActivity, ProcessActivity, ProcessLifecycle
@@ -46,18 +48,29 @@ class BpfBackend:
         # Every known container is registered on the process side, nothing applying or not:
         # its tasks' lifecycle feeds the agent's process table.
         process_masks = {cgid: selector_bits(compiled_process, names) for cgid, names in container_masks.items()}
-        if self.enforcer is None:
-            self.enforcer = FileEnforcer(compiled, self._object_path)
+        if self.enforcer is None or self.process_enforcer is None:
+            self._load(compiled, compiled_process)
+            assert self.enforcer is not None and self.process_enforcer is not None
             for cgid, mask in masks.items():
                 self.enforcer.set_container_mask(cgid, mask)
-        else:
-            self.enforcer.set_policy(compiled, masks)
-        if self.process_enforcer is None:
-            self.process_enforcer = ProcessEnforcer(compiled_process, self._process_object_path)
             for cgid, mask in process_masks.items():
                 self.process_enforcer.set_container_mask(cgid, mask)
         else:
+            self.enforcer.set_policy(compiled, masks)
             self.process_enforcer.set_policy(compiled_process, process_masks)
+
+    def _load(self, compiled: CompiledFilePolicy, compiled_process: CompiledProcessPolicy) -> None:
+        """Both objects loaded and attached at once; if either fails, neither stays loaded."""
+        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="bpf-load") as pool:
+            file_side = pool.submit(FileEnforcer, compiled, self._object_path)
+            process_side = pool.submit(ProcessEnforcer, compiled_process, self._process_object_path)
+        loaded = [f.result() for f in (file_side, process_side) if f.exception() is None]
+        failed = [f.exception() for f in (file_side, process_side) if f.exception() is not None]
+        if failed:
+            for enforcer in loaded:
+                enforcer.close()
+            raise failed[0]  # type: ignore[misc]
+        self.enforcer, self.process_enforcer = loaded  # type: ignore[assignment]
 
     def poll(self, timeout: float) -> list[Polled]:
         if self.enforcer is None or self.process_enforcer is None:

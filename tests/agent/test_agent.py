@@ -3,8 +3,11 @@ reloads swap the policy atomically, invalid reloads keep the old one."""
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
+import os
+import signal
 import threading
 import time
 
@@ -19,6 +22,7 @@ from reference_agent.activity import (
 )
 from reference_agent.agent import Agent, run_agent
 from reference_agent.config import AgentConfig
+from reference_agent.control import request_reload
 from reference_agent.ecs import BootClock
 from reference_agent.metadata.containers import (
     POD_LABEL_PREFIX,
@@ -126,6 +130,63 @@ def test_reload_swaps_the_policy_atomically(env):
     assert agent.policy.current.policy is new_policy and agent.policy.current.generation == first.generation + 1
 
 
+def test_ready_file_shows_each_accepted_policy(env):
+    # What `d4c agent reload` and the conformance suite wait for: the enforcing policy's digest.
+    agent, backend, client, policy, cgroup, out = env
+    agent.start()
+    policy.write_text(POLICY_V2)
+    assert agent.policy.poll().accepted
+    _pid, generation, digest, _path = (out / ".ready").read_text().split()
+    assert digest == hashlib.sha256(POLICY_V2.encode()).hexdigest() and int(generation) == 2
+    policy.write_text(INVALID)
+    assert not agent.policy.poll().accepted
+    assert (out / ".ready").read_text().split()[2] == digest  # a rejected policy is not confirmed
+
+
+def test_reload_covers_a_container_whose_start_event_has_not_arrived(env):
+    # A policy asked for right after a container started must enforce there, even before the
+    # Docker event stream tells the agent about that container.
+    agent, backend, client, policy, cgroup, out = env
+    agent.start()
+    client.add(CID2, "busybox")
+    (cgroup / "docker" / CID2).mkdir()
+    policy.write_text(POLICY_V2)
+    assert agent.policy.poll().accepted
+    new_policy, masks = backend.applied[-1]
+    assert [s.name for s in new_policy.file.selectors] == ["etcDir"]
+    assert masks[cgroup_id_of(cgroup / "docker" / CID2)] == {"etcDir"}
+
+
+def test_reload_command_makes_the_running_agent_enforce_another_policy(env, tmp_path):
+    # `d4c agent reload --output-dir DIR POLICY`: the agent's file gets POLICY's bytes, SIGHUP
+    # wakes its watcher, and the command returns once DIR/.ready shows POLICY's digest.
+    agent, backend, client, policy, cgroup, out = env
+    previous = signal.getsignal(signal.SIGHUP)
+    try:
+        agent.start()
+        agent.install_signal_handlers()
+        other = tmp_path / "other.yaml"
+        other.write_text(POLICY_V2)
+        assert request_reload(out, other, wait=10)
+        assert policy.read_text() == POLICY_V2 and agent.policy.current.generation == 2
+        assert [s.name for s in backend.applied[-1][0].file.selectors] == ["etcDir"]
+        other.write_text(INVALID)
+        assert not request_reload(out, other, wait=0.5)  # rejected: never confirmed
+        assert agent.policy.current.generation == 2
+    finally:
+        signal.signal(signal.SIGHUP, previous)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+def test_reload_command_without_an_agent_is_one_line_exit_1(tmp_path, capsys):
+    from d4c.cli import main
+
+    assert main(["agent", "reload", "--output-dir", str(tmp_path), str(tmp_path / "p.yaml")]) == 1
+    err = capsys.readouterr().err
+    assert err == f"d4c agent reload: {tmp_path}/.ready: no agent is running there (no ready file)\n"
+
+
 def test_invalid_reload_keeps_the_old_policy(env, caplog):
     agent, backend, client, policy, cgroup, out = env
     first = agent.start()
@@ -219,8 +280,9 @@ def test_ready_file_once_enforcing(env):
     agent, backend, client, policy, cgroup, out = env
     assert not (out / ".ready").exists()
     loaded = agent.start()
-    pid, generation, digest = (out / ".ready").read_text().split()
+    pid, generation, digest, path = (out / ".ready").read_text().split()
     assert int(generation) == loaded.generation and digest == loaded.digest and backend.applied
+    assert int(pid) == os.getpid() and path == str(policy.resolve())
     agent.close()
     assert not (out / ".ready").exists()
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import subprocess
 from pathlib import Path
 
 import pytest
 
 from conformance import probe
-from conformance.adapters.command import AdapterError, expand, load_adapter
+from conformance.adapters.command import AdapterError, AgentProcess, AgentSpec, expand, load_adapter
 from suite_run import FIXTURES
 
 
@@ -39,12 +40,41 @@ def test_fixture_adapters_load() -> None:
      "adapter.yaml:3:1: events: give exactly one of"),
     ("name: x\nevaluate: [a]\nextra: 1\n", "adapter.yaml:3:1: extra: unknown key"),
     ("name: [x\n", "adapter.yaml:2:1: YAML syntax"),
+    ("name: x\nagent: {start: [a], loaded: {path: s}}\nevents: {elasticsearch: true}\n",
+     "adapter.yaml:2:21: agent.loaded: only means something with `load_policy`"),
+    ("name: x\nagent: {start: [a], load_policy: [b], loaded: {timeout: 3}}\nevents: {elasticsearch: true}\n",
+     "adapter.yaml:2:39: agent.loaded: `path` is required"),
 ])
 def test_bad_adapter_files_are_one_located_line(tmp_path: Path, text: str, message: str) -> None:
     with pytest.raises(AdapterError) as error:
         load_adapter(write(tmp_path, text))
     assert message in str(error.value)
     assert "\n" not in str(error.value)
+
+
+def test_loaded_confirmation_is_read_from_the_adapter() -> None:
+    spec = load_adapter(FIXTURES / "adapters" / "fake-confirm.yaml")
+    assert spec.agent is not None
+    assert spec.agent.loaded_path == "{workdir}/status" and spec.agent.loaded_timeout == 10.0
+
+
+def _agent(tmp_path: Path, confirm: str) -> AgentProcess:
+    """A load_policy command that writes `confirm` into the `loaded` file."""
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("file: {}\n")
+    spec = AgentSpec(start=("true",), load_policy=("sh", "-c", f"printf %s '{confirm}' > {tmp_path}/status"),
+                     loaded_path="{workdir}/status", loaded_timeout=0.5)
+    return AgentProcess(spec, {"workdir": str(tmp_path), "policy": str(policy)})
+
+
+def test_load_policy_returns_once_the_policy_digest_is_shown(tmp_path: Path) -> None:
+    digest = hashlib.sha256(b"file: {}\n").hexdigest()
+    _agent(tmp_path, f"1234 2 {digest} /x").load_policy()  # returns: confirmed
+
+
+def test_load_policy_not_confirmed_is_an_adapter_error(tmp_path: Path) -> None:
+    with pytest.raises(AdapterError, match=r"policy not confirmed: .*status did not show its SHA-256"):
+        _agent(tmp_path, "1234 1 0000 /x").load_policy()
 
 
 def test_placeholders_expand_known_names_only() -> None:

@@ -82,6 +82,41 @@ def test_load_policy_adapter_keeps_one_agent_and_swaps_policies(run_suite) -> No
                             "fx-kernel-exec-events[kernel]": "passed"}, run.output
 
 
+def test_confirmed_loads_keep_one_agent(run_suite) -> None:
+    run = run_suite("--target", "command", "--adapter", str(ADAPTERS / "fake-confirm.yaml"),
+                    "--scenarios", str(FIXTURES / "kernel-reload"), "--scenarios", str(FIXTURES / "kernel"))
+    assert set(run.outcomes.values()) == {"passed"} and len(run.outcomes) == 3, run.output
+    assert "the agent was restarted" not in run.output
+
+
+def test_agent_dir_keeps_the_agent_for_the_next_run(run_suite, tmp_path) -> None:
+    # `d4c scenario run`'s loop: the second run adopts the agent the first one left running.
+    import os
+
+    agent_dir = tmp_path / "agent"
+    args = ("--target", "command", "--adapter", str(ADAPTERS / "fake-confirm.yaml"), "--agent-dir", str(agent_dir))
+    first = run_suite(*args, "--scenarios", str(FIXTURES / "kernel-reload" / "fx-reload-log.yaml"))
+    assert first.outcomes == {"fx-reload-log[kernel]": "passed"}, first.output
+    pid = int((agent_dir / "agent.pid").read_text())
+    try:
+        os.kill(pid, 0)  # still running after the run
+        second = run_suite(*args, "--scenarios", str(FIXTURES / "kernel-reload" / "fx-reload-alert.yaml"))
+        assert second.outcomes == {"fx-reload-alert[kernel]": "passed"}, second.output
+        assert int((agent_dir / "agent.pid").read_text()) == pid  # the same agent, not a new one
+    finally:
+        os.kill(pid, 15)
+
+
+def test_unconfirmed_loads_fall_back_to_an_agent_per_scenario(run_suite) -> None:
+    # The per-worker agent never confirms a load: each scenario gets an agent started with its
+    # policy instead (fx-reload-* pass only if their own policy enforced), and the summary says so.
+    run = run_suite("--target", "command", "--adapter", str(ADAPTERS / "fake-unconfirmed.yaml"),
+                    "--scenarios", str(FIXTURES / "kernel-reload"))
+    assert run.outcomes == {"fx-reload-alert[kernel]": "passed", "fx-reload-log[kernel]": "passed"}, run.output
+    assert "kernel tier: the agent was restarted for" in run.output
+    assert "fx-reload-log: policy not confirmed" in run.output
+
+
 def test_agent_that_dies_at_startup_fails_the_item_with_its_log(run_suite, tmp_path) -> None:
     adapter = tmp_path / "dying.yaml"
     adapter.write_text(
