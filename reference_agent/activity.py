@@ -25,9 +25,8 @@ class TaskInfo:
     executable: str  # path of the running image, as seen inside the container
     start_time_ns: int  # task start, nanoseconds since boot (stable per process: entity ids)
     tty: bool  # whether the session has a controlling terminal
-    # Added for the process table (issue 6; additive, optional): session id and process-group
-    # id in the initial pid namespace, as the kernel saw them at the event (None = not
-    # reported). Without them the table places a process learnt at exec (`docker exec`: runc
+    # For the process table (optional; None = not reported): session id and process-group
+    # id in the initial pid namespace, as the kernel saw them at the event. Without them the table places a process learnt at exec (`docker exec`: runc
     # init calls setsid, then execs) in its session from /proc, which a short-lived process
     # has already left by the time its event is decoded.
     sid: int | None = None

@@ -124,7 +124,7 @@ def agent_unavailable_reason() -> str | None:
     except (OSError, subprocess.TimeoutExpired) as error:
         return f"`d4c agent run` cannot be started: {error}"
     if probe.returncode != 0:
-        return "`d4c agent run` does not exist yet (reference agent, issue 5)"
+        return "`d4c agent run` does not exist in this installation"
     return None
 
 

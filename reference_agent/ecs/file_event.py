@@ -17,7 +17,7 @@ from reference_agent.metadata.containers import ContainerInfo
 
 MESSAGE = "cloud-defend file event"
 
-# event.action (D25) -> ECS event.type (lead's decision); rename depends on the side.
+# event.action (D25) -> ECS event.type (the project's event decision, docs/spec.md); rename depends on the side.
 _EVENT_TYPE = {"creation": "creation", "modification": "change", "deletion": "deletion", "link": "creation"}
 
 

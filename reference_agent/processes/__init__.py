@@ -1,4 +1,4 @@
-"""The reference agent's process table (issue 6 item 2): ECS process.* and its relatives.
+"""The reference agent's process table: ECS process.* and its relatives.
 
     table = ProcessTable(agent_id)          # /proc, cgroup2 mount and btime found on this host
     table.seed()                            # every process running now

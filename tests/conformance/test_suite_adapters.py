@@ -117,7 +117,7 @@ def test_probe_bpf_lsm_usable(lsm: Path, monkeypatch: pytest.MonkeyPatch) -> Non
 
 
 def test_reference_agent_contract_for_the_kernel_tier() -> None:
-    # What `d4c agent run` (issue 5) must accept: docs/scenarios.md "The reference agent's
+    # What `d4c agent run` must accept: docs/scenarios.md "The reference agent's
     # kernel-tier contract". The agent writes <output dir>/.ready and <data stream>.ndjson there.
     from conformance.adapters import reference
 

@@ -1,5 +1,5 @@
 """The suite tests itself: evaluators with one rule broken must fail exactly the scenarios
-that pin that rule (issue 4, item 6)."""
+that pin that rule."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Issue 5: randomized differential test. Random file policies (patterns with `*`, `**`,
+"""Randomized differential test of the file program. Random file policies (patterns with `*`, `**`,
 `/**/`, operations, volume conditions, image conditions, match/exclude, all action sets) are
 loaded into the kernel one after the other (maps rewritten, programs stay attached); random
 file syscalls run in a sandboxed container process; for each syscall the kernel's events and

@@ -1,4 +1,4 @@
-"""Issue 5, kernel half: the same file operations go to the kernel path (file_hooks.bpf.o,
+"""The kernel half of the file operations: the same file operations go to the kernel path (file_hooks.bpf.o,
 real syscalls by a process in a container-like sandbox: its own cgroup v2 and a chroot with
 a directory volume and a single-file bind mount) and to the reference evaluator; the events,
 the EPERMs and the absence of both must agree."""

@@ -1,4 +1,4 @@
-"""Issue 6: the randomized differential test, extended to process operations. Random process
+"""The randomized differential test, for process operations. Random process
 policies (processExecutable globs, processName, processUserId / processUserName,
 sessionLeaderInteractive, sessionLeaderExecutable, image conditions, operations,
 match/exclude, all action sets) are loaded into the kernel one after the other (slots switch,

@@ -1,4 +1,4 @@
-"""Issue 3 item 3: an eBPF LSM program from bpf/, loaded through our libbpf binding, denies
+"""Smoke test: an eBPF LSM program from bpf/, loaded through our libbpf binding, denies
 one file to one cgroup v2 and nothing else, and stops denying once detached."""
 
 from __future__ import annotations
