@@ -27,7 +27,7 @@ from reference_agent.kernel.records import container_view_executable, decode_pro
 from reference_agent.kernel.support import CGROUP2_ROOT
 from reference_agent.policy.operation import Container, Orchestrator
 from reference_agent.processes import procfs
-from reference_agent.processes.names import parse_id_file
+from reference_agent.processes.names import read_id_file
 
 _BPF_NOEXIST = 1
 ProcessValue = ProcessLifecycle | ProcessActivity
@@ -56,12 +56,7 @@ def cgroup_processes(cgroup_id: int, proc: str = "/proc") -> Iterator[int]:
 
 def read_accounts(pid: int) -> dict[int, str]:
     """uid -> user name from the /etc/passwd of `pid`'s root (its container's own accounts)."""
-    try:
-        fd = os.open(f"/proc/{pid}/root/etc/passwd", os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-    except OSError:
-        return {}
-    with os.fdopen(fd, "rb") as f:
-        return parse_id_file(f.read(4 << 20).decode(errors="replace"))
+    return read_id_file(f"/proc/{pid}/root/etc/passwd") or {}
 
 
 def _start_time_ns(pid: int) -> int:

@@ -3,6 +3,8 @@
 A container has its own /etc/passwd and /etc/group; the host's would name the wrong user. The
 agent reads them through /proc/<pid>/root of the container's init process (the container's root
 filesystem as seen from the host pid namespace). Unknown ids give None: the name is omitted.
+The files belong to the container, so they are read by the one defensive reader of the
+process table (`processes.names`): no symlink, no FIFO, a size cap.
 """
 
 from __future__ import annotations
@@ -11,19 +13,7 @@ import threading
 from pathlib import Path
 
 from reference_agent.metadata.containers import ContainerInfo
-
-
-def parse_id_file(text: str) -> dict[int, str]:
-    """passwd(5)/group(5): name:x:id:... -> {id: name}; the first entry for an id wins."""
-    names: dict[int, str] = {}
-    for line in text.splitlines():
-        parts = line.split(":")
-        if len(parts) >= 3 and parts[0] and not parts[0].startswith("#"):
-            try:
-                names.setdefault(int(parts[2]), parts[0])
-            except ValueError:
-                continue
-    return names
+from reference_agent.processes.names import read_id_file
 
 
 class UserNames:
@@ -47,9 +37,8 @@ class UserNames:
             root = self._proc_root / str(container.init_pid) / "root"
         else:
             return {}
-        try:
-            table = parse_id_file((root / "etc" / file).read_text(errors="replace"))
-        except OSError:
+        table = read_id_file(str(root / "etc" / file))
+        if table is None:
             return {}  # not cached: the container may not be readable yet
         with self._lock:
             self._cache[key] = table

@@ -40,21 +40,17 @@ class AccountNames:
         return os.path.isdir(root)
 
     def _table(self, path: str) -> dict[int, str]:
-        try:
-            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-        except OSError:
+        opened = _open_account_file(path)
+        if opened is None:
             return {}
+        fd, st = opened
         try:
-            st = os.fstat(fd)
-            if not stat.S_ISREG(st.st_mode) or st.st_size > _MAX_FILE_BYTES:
-                return {}
             key = (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size)
             cached = self._cache.get(key)
             if cached is not None:
                 self._cache.move_to_end(key)
                 return cached
-            with os.fdopen(fd, "rb", closefd=False) as f:
-                table = parse_id_file(f.read(_MAX_FILE_BYTES).decode(errors="replace"))
+            table = _parse_open_file(fd)
         except OSError:
             return {}
         finally:
@@ -63,6 +59,44 @@ class AccountNames:
         if len(self._cache) > _MAX_CACHED_FILES:
             self._cache.popitem(last=False)
         return table
+
+
+def read_id_file(path: str) -> dict[int, str] | None:
+    """id -> name of the passwd/group file at `path`, read as defensively as AccountNames
+    reads it; None when it cannot be read (absent, a symlink, not a regular file, too big)."""
+    opened = _open_account_file(path)
+    if opened is None:
+        return None
+    fd, _ = opened
+    try:
+        return _parse_open_file(fd)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
+def _open_account_file(path: str) -> tuple[int, os.stat_result] | None:
+    """An fd on `path` if it is a regular file of at most _MAX_FILE_BYTES, opened so that a
+    container cannot redirect (symlink) or stall (FIFO) the agent; None otherwise."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        st = os.fstat(fd)
+    except OSError:
+        os.close(fd)
+        return None
+    if not stat.S_ISREG(st.st_mode) or st.st_size > _MAX_FILE_BYTES:
+        os.close(fd)
+        return None
+    return fd, st
+
+
+def _parse_open_file(fd: int) -> dict[int, str]:
+    with os.fdopen(fd, "rb", closefd=False) as f:
+        return parse_id_file(f.read(_MAX_FILE_BYTES).decode(errors="replace"))
 
 
 def parse_id_file(text: str) -> dict[int, str]:
