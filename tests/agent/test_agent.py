@@ -179,6 +179,31 @@ def test_reload_command_makes_the_running_agent_enforce_another_policy(env, tmp_
         signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
+def test_reload_command_without_wait_exits_0_and_the_ready_file_confirms_later(env, tmp_path):
+    # The conformance suite's `load_policy` runs `d4c agent reload DIR POLICY` (no --wait) and
+    # confirms by the digest in DIR/.ready itself: the command must succeed once it has asked.
+    from d4c.cli import main
+
+    agent, backend, client, policy, cgroup, out = env
+    previous = signal.getsignal(signal.SIGHUP)
+    try:
+        agent.start()
+        agent.install_signal_handlers()
+        other = tmp_path / "other.yaml"
+        other.write_text(POLICY_V2)
+        assert main(["agent", "reload", "--output-dir", str(out), str(other)]) == 0
+        want = hashlib.sha256(POLICY_V2.encode()).hexdigest()
+        deadline = time.monotonic() + 10
+        while (out / ".ready").read_text().split()[2] != want and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert (out / ".ready").read_text().split()[2] == want
+        assert [s.name for s in backend.applied[-1][0].file.selectors] == ["etcDir"]
+    finally:
+        signal.signal(signal.SIGHUP, previous)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 def test_reload_command_without_an_agent_is_one_line_exit_1(tmp_path, capsys):
     from d4c.cli import main
 
