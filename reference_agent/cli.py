@@ -47,8 +47,24 @@ def register(subparsers: Any) -> None:
     run.add_argument("--policy", required=True, metavar="FILE", help="the policy YAML file")
     run.add_argument("--config", metavar="FILE", help="the agent's configuration YAML (default: built-in defaults)")
     run.add_argument("--output-dir", metavar="DIR", type=Path, help="where the NDJSON files go (overrides the config)")
+    run.add_argument("--pin-dir", metavar="DIR", type=Path,
+                     help="pin the BPF programs and maps in this bpffs directory (e.g. /sys/fs/bpf/d4c): "
+                          "the policy keeps enforcing after the agent stops or dies, and the next agent "
+                          "started with the same DIR takes over; end it with `d4c agent remove-enforcement`")
     run.add_argument("-v", "--verbose", action="store_true", help="log reloads and container changes")
     run.set_defaults(func=run_agent_command)
+    remove = commands.add_parser(
+        "remove-enforcement",
+        help="detach the pinned BPF programs an agent left enforcing (uninstall)",
+        description=(
+            "Unpin every program link and map under DIR (what `d4c agent run --pin-dir DIR` pinned): "
+            "the node stops enforcing, unless an agent is still running. Exit 0 removed or nothing "
+            "there, 1 could not remove (not root, not bpffs), 2 usage error."
+        ),
+    )
+    remove.add_argument("--pin-dir", metavar="DIR", type=Path, default=None,
+                        help="the bpffs directory (default /sys/fs/bpf/d4c)")
+    remove.set_defaults(func=run_remove_command)
     reload = commands.add_parser(
         "reload",
         help="make a running agent reload its policy, or enforce another one",
@@ -127,7 +143,7 @@ def run_agent_command(args: argparse.Namespace, out: TextIO | None = None, err: 
     from reference_agent.kernel import BpfBackend
 
     def backend(_config: AgentConfig) -> BpfBackend:
-        return BpfBackend()
+        return BpfBackend(pin_dir=args.pin_dir)
 
     # The process table (relatives, ends, executables of short-lived processes) is the
     # Agent's own: seeded from /proc at start, kept by the kernel's fork/exec/exit values.
@@ -138,6 +154,24 @@ def run_agent_command(args: argparse.Namespace, out: TextIO | None = None, err: 
     return run_agent(args.config, policy_path, backend, output_dir=args.output_dir, err=err,
                      on_started=started_line)
 
+
+
+def run_remove_command(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None = None) -> int:
+    from reference_agent.kernel.pinning import DEFAULT_PIN_DIR, remove_enforcement
+
+    out = out or sys.stdout
+    err = err or sys.stderr
+    pin_dir = args.pin_dir or DEFAULT_PIN_DIR
+    try:
+        removed = remove_enforcement(pin_dir)
+    except OSError as exc:
+        print(f"d4c agent remove-enforcement: {exc.filename or pin_dir}: {exc.strerror}", file=err)
+        return EXIT_BAD_POLICY
+    if removed:
+        print(f"d4c agent remove-enforcement: {pin_dir}: removed {', '.join(removed)}", file=out)
+    else:
+        print(f"d4c agent remove-enforcement: {pin_dir}: nothing was enforcing", file=out)
+    return 0
 
 
 def run_reload_command(args: argparse.Namespace, err: TextIO | None = None) -> int:

@@ -11,6 +11,7 @@ activity: same timestamp, ring order kept by the stable sort).
 
 from __future__ import annotations
 
+import os
 import select
 from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Iterable, Mapping
@@ -35,7 +36,11 @@ def selector_bits(compiled: CompiledFilePolicy | CompiledProcessPolicy, names: I
 
 
 class BpfBackend:
-    def __init__(self, object_path: str | None = None, process_object_path: str | None = None) -> None:
+    def __init__(self, object_path: str | None = None, process_object_path: str | None = None,
+                 pin_dir: str | os.PathLike[str] | None = None) -> None:
+        """`pin_dir`: pin maps and links there so the policy outlives this process, taking
+        over what an earlier agent pinned (kernel/pinning.py, D33); None: detach on close."""
+        self._pin_dir = pin_dir
         self._object_path = object_path
         self._process_object_path = process_object_path
         self.enforcer: FileEnforcer | None = None
@@ -49,7 +54,7 @@ class BpfBackend:
         # its tasks' lifecycle feeds the agent's process table.
         process_masks = {cgid: selector_bits(compiled_process, names) for cgid, names in container_masks.items()}
         if self.enforcer is None or self.process_enforcer is None:
-            self._load(compiled, compiled_process)
+            self._load(compiled, compiled_process, masks, process_masks)
             assert self.enforcer is not None and self.process_enforcer is not None
             for cgid, mask in masks.items():
                 self.enforcer.set_container_mask(cgid, mask)
@@ -59,11 +64,15 @@ class BpfBackend:
             self.enforcer.set_policy(compiled, masks)
             self.process_enforcer.set_policy(compiled_process, process_masks)
 
-    def _load(self, compiled: CompiledFilePolicy, compiled_process: CompiledProcessPolicy) -> None:
-        """Both objects loaded and attached at once; if either fails, neither stays loaded."""
+    def _load(self, compiled: CompiledFilePolicy, compiled_process: CompiledProcessPolicy,
+              masks: Mapping[int, int], process_masks: Mapping[int, int]) -> None:
+        """Both objects loaded and attached at once; if either fails, neither stays loaded
+        (pinned ones stay as the previous agent left them, or as this one switched them)."""
+        pins = self._pin_dir
         with ThreadPoolExecutor(max_workers=2, thread_name_prefix="bpf-load") as pool:
-            file_side = pool.submit(FileEnforcer, compiled, self._object_path)
-            process_side = pool.submit(ProcessEnforcer, compiled_process, self._process_object_path)
+            file_side = pool.submit(FileEnforcer, compiled, self._object_path, pin_dir=pins, masks=masks)
+            process_side = pool.submit(ProcessEnforcer, compiled_process, self._process_object_path,
+                                       pin_dir=pins, masks=process_masks)
         loaded = [f.result() for f in (file_side, process_side) if f.exception() is None]
         failed = [f.exception() for f in (file_side, process_side) if f.exception() is not None]
         if failed:

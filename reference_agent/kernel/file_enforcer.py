@@ -17,6 +17,7 @@ and poll() waits for records without holding it.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 
 from reference_agent.activity import FileActivity
@@ -36,10 +37,11 @@ class FileEnforcer(LoadedProgram[FileActivity]):
     """One loaded file_hooks object. Use as a context manager; `close()` detaches."""
 
     def __init__(self, compiled: CompiledFilePolicy, object_path: str | None = None,
-                 volume_mounts: KubeletVolumeMounts | None = None) -> None:
+                 volume_mounts: KubeletVolumeMounts | None = None, *,
+                 pin_dir: str | os.PathLike[str] | None = None, masks: Mapping[int, int] | None = None) -> None:
         self._volume_mounts = volume_mounts if volume_mounts is not None else KubeletVolumeMounts()
         self._file_mounts: frozenset[int] = frozenset()  # mount ids in the file_mounts map
-        super().__init__("file_hooks", object_path, "file_events", compiled)
+        super().__init__("file_hooks", object_path, "file_events", compiled, pin_dir, masks)
 
     # -- policy ------------------------------------------------------------------------------
 
@@ -73,6 +75,11 @@ class FileEnforcer(LoadedProgram[FileActivity]):
         self.compiled = compiled
         self._masks = {cgid: m for cgid, m in masks.items() if m}
         self._sync_file_mounts()
+
+    def _adopt(self) -> None:
+        super()._adopt()
+        self._masks = {cgid: m for cgid, m in self._masks.items() if m}
+        self._file_mounts = frozenset(_U32.unpack(k)[0] for k in self.obj.map("file_mounts").keys())
 
     # -- containers --------------------------------------------------------------------------
 

@@ -34,6 +34,8 @@ class BpfError(OSError):
         return f"{self.what}: {os.strerror(self.errno)}" + (f"\nlibbpf log:\n{tail}" if tail else "")
 
 
+_BPF_MAP_TYPE_RINGBUF = 27  # enum bpf_map_type (uapi/linux/bpf.h)
+
 _PRINT_FN = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_void_p)
 # int (*ring_buffer_sample_fn)(void *ctx, void *data, size_t size)
 _SAMPLE_FN = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t)
@@ -65,6 +67,12 @@ class _Lib:
             "bpf_program__attach": (vp, [vp]),
             "bpf_program__set_autoload": (i, [vp, ctypes.c_bool]),
             "bpf_link__destroy": (i, [vp]),
+            "bpf_link__pin": (i, [vp, cp]),
+            "bpf_object__next_map": (vp, [vp, vp]),
+            "bpf_map__name": (cp, [vp]),
+            "bpf_map__type": (i, [vp]),
+            "bpf_map__is_internal": (ctypes.c_bool, [vp]),
+            "bpf_map__set_pin_path": (i, [vp, cp]),
             "bpf_map__fd": (i, [vp]),
             "bpf_map__key_size": (u32, [vp]),
             "bpf_map__value_size": (u32, [vp]),
@@ -186,11 +194,20 @@ class Map:
 
 
 class Link:
-    """An attached program; `destroy()` detaches it."""
+    """An attached program; `destroy()` closes it, which detaches it unless it is pinned."""
 
     def __init__(self, program: str, ptr: int) -> None:
         self.program = program
         self._ptr: int | None = ptr
+
+    def pin(self, path: str | os.PathLike[str]) -> None:
+        """Pin the link in bpffs at `path` (which must not exist): it then stays attached
+        after this process closes it or dies, until the pin is removed."""
+        if self._ptr is None:
+            raise BpfError(errno_mod.EBADF, f"link of {self.program} is destroyed")
+        ret = lib().c.bpf_link__pin(self._ptr, os.fsencode(path))
+        if ret < 0:
+            raise BpfError(_errno_of(ret), f"pin of link {self.program} at {path}")
 
     def destroy(self) -> None:
         if self._ptr is not None:
@@ -231,6 +248,29 @@ class BpfObject:
             names.append(lib().c.bpf_program__name(prog).decode())
             prog = lib().c.bpf_object__next_program(self.ptr, prog)
         return names
+
+    def map_names(self, pinnable: bool = False) -> list[str]:
+        """The object's maps; `pinnable`: only those worth sharing with a later agent (no
+        ring buffer: its records are decoded by whoever reads them, so each agent has its
+        own; no internal .rodata/.bss: they belong to one build of the programs)."""
+        L = lib().c
+        names: list[str] = []
+        m = L.bpf_object__next_map(self.ptr, None)
+        while m:
+            if not pinnable or not (L.bpf_map__is_internal(m) or L.bpf_map__type(m) == _BPF_MAP_TYPE_RINGBUF):
+                names.append(L.bpf_map__name(m).decode())
+            m = L.bpf_object__next_map(self.ptr, m)
+        return names
+
+    def set_pin_path(self, map_name: str, path: str | os.PathLike[str]) -> None:
+        """Before load: reuse the map pinned at `path` (libbpf checks it is compatible and
+        fails the load otherwise), or create the map and pin it there."""
+        ptr = lib().c.bpf_object__find_map_by_name(self.ptr, map_name.encode())
+        if not ptr:
+            raise BpfError(errno_mod.ENOENT, f"map {map_name} in {self.path.name}")
+        ret = lib().c.bpf_map__set_pin_path(ptr, os.fsencode(path))
+        if ret < 0:
+            raise BpfError(_errno_of(ret), f"pin path of map {map_name}")
 
     def set_autoload(self, program: str, autoload: bool) -> None:
         prog = lib().c.bpf_object__find_program_by_name(self.ptr, program.encode())

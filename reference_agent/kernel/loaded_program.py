@@ -9,6 +9,8 @@ subclasses' policy and container calls take it); poll() waits for records withou
 
 from __future__ import annotations
 
+import logging
+import os
 import select
 import struct
 import threading
@@ -18,7 +20,8 @@ from dataclasses import dataclass
 from typing import Any, Generic, Self, TypeVar
 
 from reference_agent.kernel import abi
-from reference_agent.kernel.libbpf import BpfObject, RingBuffer
+from reference_agent.kernel.libbpf import BpfError, BpfObject, RingBuffer
+from reference_agent.kernel.pinning import PinnedState
 from reference_agent.kernel.records import record_slot
 from reference_agent.policy.operation import Container, Orchestrator
 from reference_agent.kernel.support import bpf_object_path
@@ -27,6 +30,7 @@ U32 = struct.Struct("<I")
 U64 = struct.Struct("<Q")
 
 V = TypeVar("V")
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -44,7 +48,12 @@ class LoadedProgram(Generic[V]):
     ring: RingBuffer
     times: StartTimes
 
-    def __init__(self, name: str, object_path: str | None, ring_map: str, compiled: Any) -> None:
+    def __init__(self, name: str, object_path: str | None, ring_map: str, compiled: Any,
+                 pin_dir: str | os.PathLike[str] | None = None,
+                 masks: Mapping[int, int] | None = None) -> None:
+        """`pin_dir`: keep maps and links pinned there (pinning.py, D33), taking over the
+        state a previous agent left; `masks` (cgroup id -> selector bits of `compiled`) are
+        then part of the first switch, so no container is unenforced during the take-over."""
         self.compiled = compiled
         self._slot = 0  # the live slot; active_policy starts zeroed
         self._masks: dict[int, int] = {}  # cgroup id -> selector mask in the live slot
@@ -52,27 +61,67 @@ class LoadedProgram(Generic[V]):
         self._lock = threading.RLock()
         self._names: list[tuple[str, ...]] = [compiled.names, ()]  # selector names per slot
         self._values: list[V] = []
-        self._open(name, object_path, ring_map, lambda: self._write_policy(self._slot, compiled))
+        self._pins = PinnedState(pin_dir, name) if pin_dir is not None else None
+        self.took_over = False  # True: a previous agent's pinned policy was replaced
+        self._open(name, object_path, ring_map, compiled, masks or {})
 
     def _write_policy(self, slot: int, compiled: Any) -> None:
         raise NotImplementedError
 
-    def _open(self, name: str, object_path: str | None, ring_map: str,
-              write_first_policy: Callable[[], None]) -> None:
-        """Open bpf/build/<name>.bpf.o (or object_path), load it, write the first policy slot
-        (before attaching: a hook never runs without a policy), attach, open the ring buffer."""
+    def set_policy(self, compiled: Any, masks: Mapping[int, int] | None = None) -> None:
+        raise NotImplementedError
+
+    def _adopt(self) -> None:
+        """Take over pinned maps: learn the live slot and the masks stored for it, so the
+        first switch keeps or clears them like any switch does."""
+        raw = self.obj.map("active_policy").lookup(U32.pack(0))
+        self._slot = U32.unpack(raw)[0] & 1 if raw else 0
+        self._names[self._slot] = ()  # the previous agent's names: its records are not ours
+        table = self.obj.map("container_selectors")
+        for key in table.keys():
+            value = table.lookup(key)
+            if value is not None:
+                self._masks[U64.unpack(key)[0]] = abi.ContainerSelectors.from_buffer_copy(value).selectors[self._slot]
+
+    def _open(self, name: str, object_path: str | None, ring_map: str, compiled: Any,
+              masks: Mapping[int, int]) -> None:
+        """Open bpf/build/<name>.bpf.o (or object_path), load it, write the first policy
+        (before attaching: a hook never runs without a policy), attach, pin."""
         t0 = time.perf_counter()
-        self.obj = BpfObject(object_path or bpf_object_path(name))
+        path = object_path or bpf_object_path(name)
+        self.obj = BpfObject(path)
         t1 = time.perf_counter()
         try:
-            self.obj.load()
+            adopting = self._pins is not None and self._pins.has_maps()
+            if self._pins is not None:
+                self._pins.reuse_maps(self.obj)
+            try:
+                self.obj.load()
+            except BpfError as exc:
+                if not adopting:
+                    raise
+                # A build whose maps differ from the pinned ones: fresh maps beside them.
+                log.warning("pinned maps of %s not reusable (%s): loading fresh ones", name, exc.what)
+                self.obj.close()
+                self.obj = BpfObject(path)
+                assert self._pins is not None
+                self._pins.reuse_maps(self.obj, fresh=True)
+                self.obj.load()
+                adopting = False
             t2 = time.perf_counter()
-            write_first_policy()
-            self.obj.attach_all()
-            t3 = time.perf_counter()
             self.ring = RingBuffer(self.obj.map(ring_map), self._on_record)
+            if adopting:
+                self._adopt()
+                self.set_policy(compiled, masks)
+                self.took_over = True
+            else:
+                self._write_policy(self._slot, compiled)
+            self.obj.attach_all()
+            if self._pins is not None:
+                self._pins.pin_links(self.obj.links)
+            t3 = time.perf_counter()
         except BaseException:
-            self.obj.close()
+            self.close()
             raise
         self.times = StartTimes(open_s=t1 - t0, load_s=t2 - t1, attach_s=t3 - t2)
 
@@ -134,10 +183,17 @@ class LoadedProgram(Generic[V]):
             out[name] = U64.unpack(raw)[0] if raw else 0
         return out
 
+    @property
+    def pinned(self) -> bool:
+        return self._pins is not None
+
     def close(self) -> None:
+        """Free this process's handles. Pinned links stay attached (D33: the policy keeps
+        enforcing; pinning.remove_enforcement ends it); unpinned ones are detached."""
         if getattr(self, "ring", None) is not None:
             self.ring.close()
-        self.obj.close()
+            self.ring = None  # type: ignore[assignment]
+        self.obj.close()  # closing a link's fd never detaches a pinned link
 
     def __enter__(self) -> Self:
         return self

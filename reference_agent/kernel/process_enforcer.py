@@ -69,10 +69,11 @@ def _start_time_ns(pid: int) -> int:
 class ProcessEnforcer(LoadedProgram[ProcessValue]):
     """One loaded process_hooks object. Use as a context manager; `close()` detaches."""
 
-    def __init__(self, compiled: CompiledProcessPolicy, object_path: str | None = None) -> None:
+    def __init__(self, compiled: CompiledProcessPolicy, object_path: str | None = None, *,
+                 pin_dir: str | os.PathLike[str] | None = None, masks: Mapping[int, int] | None = None) -> None:
         self._accounts: dict[int, dict[int, str]] = {}  # cgroup id -> its /etc/passwd
         self._user_keys: set[tuple[int, int, int]] = set()  # (cgroup, uid, slot) in user_names
-        super().__init__("process_hooks", object_path, "process_events", compiled)
+        super().__init__("process_hooks", object_path, "process_events", compiled, pin_dir, masks)
 
     # -- policy ------------------------------------------------------------------------------
 
@@ -122,6 +123,12 @@ class ProcessEnforcer(LoadedProgram[ProcessValue]):
             self._slot = new
             self.compiled = compiled
             self._masks = dict(masks)
+
+    def _adopt(self) -> None:
+        super()._adopt()
+        for key in self.obj.map("user_names").keys():
+            k = abi.UserNameKey.from_buffer_copy(key)
+            self._user_keys.add((k.cgroup_id, k.uid, k.slot))
 
     # -- containers --------------------------------------------------------------------------
 

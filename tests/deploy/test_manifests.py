@@ -222,3 +222,24 @@ def test_dockerfile_copies_existing_paths_and_runs_the_daemonset_command():
     # the objects and the ABI mirror generated from their BTF (reference_agent/kernel/abi.py loads it)
     assert copies == [f"--from=bpf /src/bpf/build/*.bpf.o /src/bpf/build/d4c_abi.py {bpf_dir}/"]
     assert any(instruction == "RUN" and "make -C bpf" in rest for instruction, rest in dockerfile_instructions())
+
+
+REMOVAL = DEPLOY / "uninstall" / "remove-enforcement.yaml"
+
+
+def test_the_removal_daemonset_runs_remove_enforcement_on_the_agents_pin_dir():
+    """D33: the agent's pins outlive its DaemonSet; the documented removal path unpins the
+    directory the agent pins in, with the real CLI's options, with the host's bpffs mounted."""
+    doc = yaml.safe_load(REMOVAL.read_text())
+    client = kubernetes.client.ApiClient()
+    assert client.sanitize_for_serialization(deserialize(client, doc, model_name(doc))) == doc
+    container = doc["spec"]["template"]["spec"]["containers"][0]
+    assert container["image"] == agent_container()["image"]
+    shell = container["command"][2]
+    removal = build_parser(only="agent").parse_args(shell.split("&&")[0].split()[1:])
+    assert removal.func.__name__ == "run_remove_command"
+    agent = build_parser(only="agent").parse_args(d4c_command()[1:])
+    assert agent.pin_dir is not None and removal.pin_dir == agent.pin_dir
+    mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+    volumes = {v["name"]: v for v in doc["spec"]["template"]["spec"]["volumes"]}
+    assert volumes[mounts["/sys/fs/bpf"]]["hostPath"]["path"] == "/sys/fs/bpf"
