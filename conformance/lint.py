@@ -19,6 +19,8 @@ from typing import Any, Iterable
 
 import yaml
 
+import d4c_yaml
+
 from conformance import catalog, yamlpos
 from conformance.adapters import reference
 from conformance.loader import Problem, discover, parse
@@ -125,8 +127,8 @@ def _operation_problems(path: Path, doc: yamlpos.Located, use_reference: bool) -
     policy = data.get("policy")
     if "policy_file" in data:
         try:
-            policy = yaml.safe_load((path.parent / data["policy_file"]).read_text(encoding="utf-8"))
-        except (OSError, yaml.YAMLError):
+            policy = d4c_yaml.load(d4c_yaml.decode((path.parent / data["policy_file"]).read_bytes()))
+        except (OSError, d4c_yaml.YamlError):
             policy = None  # already reported by the policy check
     selectors = _selector_names(policy) if isinstance(policy, dict) else None
     for index, op in enumerate(data.get("operations") or []):

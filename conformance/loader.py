@@ -16,6 +16,8 @@ from typing import Any, Iterable
 import jsonschema
 import yaml
 
+import d4c_yaml
+
 from conformance import catalog, yamlpos
 from conformance.model import (
     ContainerSpec,
@@ -81,9 +83,11 @@ def discover(paths: Iterable[Path]) -> list[Path]:
 def parse(path: Path) -> tuple[yamlpos.Located, list[Problem]]:
     """Read and structurally check one file. The Located document is returned for lint."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
+        text = d4c_yaml.decode(path.read_bytes())
+    except OSError as error:
         return yamlpos.Located(None, None), [Problem(path, 1, 1, f"cannot read: {error}")]
+    except d4c_yaml.YamlError as error:
+        return yamlpos.Located(None, None), [Problem(path, error.line, error.column, error.message)]
     try:
         doc = yamlpos.load(text)
     except yamlpos.YamlSyntaxError as error:
@@ -266,8 +270,8 @@ def build(path: Path, doc: yamlpos.Located) -> Scenario:
 def all_tags(scenario: Scenario) -> tuple[str, ...]:
     """The scenario's `spec` tags plus the seed conditions its policy uses (catalog.derived_tags)."""
     try:
-        policy = yaml.safe_load(scenario.policy_text)
-    except yaml.YAMLError:
+        policy = d4c_yaml.load(scenario.policy_text)
+    except d4c_yaml.YamlError:
         policy = None
     derived = sorted(catalog.derived_tags(policy) - set(scenario.spec))
     return scenario.spec + tuple(derived)

@@ -12,6 +12,8 @@ from typing import Any
 
 import yaml
 
+import d4c_yaml
+
 Path_ = tuple[str | int, ...]
 
 
@@ -49,19 +51,15 @@ class YamlSyntaxError(Exception):
 
 
 def load(text: str) -> Located:
-    """Parse one YAML document; raises YamlSyntaxError with a position, never a traceback."""
-    loader = yaml.SafeLoader(text)
+    """Parse one YAML document; raises YamlSyntaxError with a position, never a traceback.
+
+    The hardened loader (d4c_yaml) bounds aliases and nesting, refuses tags YAML does not
+    define and non-string keys: a scenario file is data, and lint must survive any file."""
     try:
-        node = loader.get_single_node()
-        data = loader.construct_document(node) if node is not None else None
-    except yaml.MarkedYAMLError as error:
-        mark = error.problem_mark or error.context_mark
-        line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        raise YamlSyntaxError(f"{error.problem or error.context or 'invalid YAML'}", line, column) from None
-    except yaml.YAMLError as error:
-        raise YamlSyntaxError(str(error).splitlines()[0], 1, 1) from None
-    finally:
-        loader.dispose()
+        node = d4c_yaml.compose(text)
+        data = d4c_yaml.construct(node)
+    except d4c_yaml.YamlError as error:
+        raise YamlSyntaxError(error.message, error.line, error.column) from None
     positions: dict[Path_, tuple[int, int]] = {}
     duplicates: list[tuple[Path_, int, int]] = []
     if node is not None:

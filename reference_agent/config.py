@@ -17,18 +17,22 @@ A flat YAML mapping; every key is optional::
       cache_ttl: 60                    # seconds a one-off GET answer is trusted (no watch)
       request_timeout: 5               # seconds per API request
 
-Parsed with PyYAML's composer so that every error names the line of the offending key or
-value: a bad file gives one `ConfigError` whose str() is `FILE:LINE: field: message`. The
+Parsed with the hardened composer of d4c_yaml so that every error names the line and column
+of the offending key or value: a bad file gives one `ConfigError` whose str() is
+`FILE:LINE:COLUMN: field: message`. The
 caller (the agent's CLI) prints it and exits 2; it never becomes a traceback.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import yaml
+
+import d4c_yaml
 
 DEFAULT_OUTPUT_DIR = Path("/var/log/d4c")
 DEFAULT_STATE_DIR = Path("/var/lib/d4c")
@@ -41,12 +45,13 @@ _NAMESPACE_FORBIDDEN = set('\\/*?"<>| ,#:-')
 class ConfigError(Exception):
     """A configuration problem located in its file; str() is the one-line report."""
 
-    def __init__(self, file: str, line: int | None, field: str, message: str) -> None:
+    def __init__(self, file: str, line: int | None, field: str, message: str, column: int | None = None) -> None:
         self.file = file
         self.line = line
+        self.column = column
         self.field = field
         self.message = message
-        where = f"{file}:{line}" if line is not None else file
+        where = file if line is None else f"{file}:{line}" if column is None else f"{file}:{line}:{column}"
         super().__init__(f"{where}: {field}: {message}")
 
 
@@ -67,6 +72,7 @@ class KubernetesConfig:
     request_timeout: float = 5.0
     file: str = field(default="<config>", compare=False)
     line: int | None = field(default=None, compare=False)
+    column: int | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -120,101 +126,111 @@ def _line(node: yaml.Node) -> int:
     return node.start_mark.line + 1
 
 
+def _fail(file: str, node: yaml.Node, field_name: str, message: str) -> ConfigError:
+    return ConfigError(file, _line(node), field_name, message, node.start_mark.column + 1)
+
+
+def _value(file: str, node: yaml.Node, field_name: str) -> object:
+    """A scalar's YAML value (true, 12, null...); a value YAML cannot build is a ConfigError."""
+    try:
+        return d4c_yaml.construct_scalar(node)
+    except d4c_yaml.YamlError as exc:
+        raise ConfigError(file, exc.line, field_name, exc.message, exc.column) from None
+
+
 def parse_config(text: str, file: str = "<config>") -> AgentConfig:
     """Parse config text; raise ConfigError (first problem found) when it is not valid."""
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else None
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ConfigError(file, line, "yaml", problem) from None
+        root = d4c_yaml.compose(text)
+    except d4c_yaml.YamlError as exc:
+        raise ConfigError(file, exc.line, "yaml", exc.message, exc.column) from None
     if root is None:
         return AgentConfig()
     if not isinstance(root, yaml.MappingNode):
-        raise ConfigError(file, _line(root), "config", "must be a mapping of settings")
+        raise _fail(file, root, "config", "must be a mapping of settings")
 
     values: dict[str, object] = {}
     seen: set[str] = set()
     for key_node, value_node in root.value:
         if not isinstance(key_node, yaml.ScalarNode):
-            raise ConfigError(file, _line(key_node), "config", "keys must be plain strings")
+            raise _fail(file, key_node, "config", "keys must be plain strings")
         key = key_node.value
         if key not in KNOWN_FIELDS:
             known = ", ".join(sorted(KNOWN_FIELDS))
-            raise ConfigError(file, _line(key_node), key, f"unknown setting (known: {known})")
+            raise _fail(file, key_node, key, f"unknown setting (known: {known})")
         if key in seen:
-            raise ConfigError(file, _line(key_node), key, "set twice")
+            raise _fail(file, key_node, key, "set twice")
         seen.add(key)
         if key in _MAPPING_FIELDS:
             values[key] = _parse_kubernetes(text, file, value_node)
             continue
         if not isinstance(value_node, yaml.ScalarNode):
-            raise ConfigError(file, _line(value_node), key, "must be a single value, not a list or mapping")
+            raise _fail(file, value_node, key, "must be a single value, not a list or mapping")
         # Construct the scalar with YAML's own resolution (true/false, ints, null).
-        value = yaml.SafeLoader(text).construct_object(value_node, deep=True)
-        line = _line(value_node)
+        value = _value(file, value_node, key)
         if value is None:
             continue  # explicit null = default
         if key in _BOOL_FIELDS:
             if not isinstance(value, bool):
-                raise ConfigError(file, line, key, f"must be true or false, got {value_node.value!r}")
+                raise _fail(file, value_node, key, f"must be true or false, got {value_node.value!r}")
         elif key in _INT_FIELDS:
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ConfigError(file, line, key, f"must be a non-negative integer, got {value_node.value!r}")
+                raise _fail(file, value_node, key, f"must be a non-negative integer, got {value_node.value!r}")
         elif key in _PATH_FIELDS:
             if not isinstance(value, str) or not value.startswith("/"):
-                raise ConfigError(file, line, key, f"must be an absolute path, got {value_node.value!r}")
+                raise _fail(file, value_node, key, f"must be an absolute path, got {value_node.value!r}")
             value = Path(value)
         else:
             # Ids such as cluster_id: 12345 arrive as ints; they are strings in ECS.
             if isinstance(value, bool) or not isinstance(value, (str, int)):
-                raise ConfigError(file, line, key, f"must be a string, got {value_node.value!r}")
+                raise _fail(file, value_node, key, f"must be a string, got {value_node.value!r}")
             value = str(value)
             check = _CHECKS.get(key)
             problem = check(value) if check else None
             if problem:
-                raise ConfigError(file, line, key, problem)
+                raise _fail(file, value_node, key, problem)
         values[key] = value
     return AgentConfig(**values)  # type: ignore[arg-type]
 
 
 def _parse_kubernetes(text: str, file: str, node: yaml.Node) -> KubernetesConfig | None:
     """The `kubernetes:` mapping; null = not configured."""
-    if isinstance(node, yaml.ScalarNode) and yaml.SafeLoader(text).construct_object(node) is None:
+    if isinstance(node, yaml.ScalarNode) and _value(file, node, "kubernetes") is None:
         return None
     if not isinstance(node, yaml.MappingNode):
-        raise ConfigError(file, _line(node), "kubernetes", "must be a mapping with at least `api`")
+        raise _fail(file, node, "kubernetes", "must be a mapping with at least `api`")
     values: dict[str, object] = {}
     api_line: int | None = None
+    api_column: int | None = None
     for key_node, value_node in node.value:
         key = key_node.value if isinstance(key_node, yaml.ScalarNode) else None
         field_name = f"kubernetes.{key}"
         if key not in KUBERNETES_FIELDS:
             known = ", ".join(sorted(KUBERNETES_FIELDS))
-            raise ConfigError(file, _line(key_node), field_name, f"unknown setting (known: {known})")
+            raise _fail(file, key_node, field_name, f"unknown setting (known: {known})")
         if key in values:
-            raise ConfigError(file, _line(key_node), field_name, "set twice")
+            raise _fail(file, key_node, field_name, "set twice")
         line = _line(value_node)
         if not isinstance(value_node, yaml.ScalarNode):
-            raise ConfigError(file, line, field_name, "must be a single value, not a list or mapping")
-        value = yaml.SafeLoader(text).construct_object(value_node, deep=True)
+            raise _fail(file, value_node, field_name, "must be a single value, not a list or mapping")
+        value = _value(file, value_node, field_name)
         if key == "api":
             if not isinstance(value, str) or not (value == IN_CLUSTER or value.startswith("/")):
-                raise ConfigError(file, line, field_name,
+                raise _fail(file, value_node, field_name,
                                   f"must be {IN_CLUSTER!r} or an absolute kubeconfig path, got {value_node.value!r}")
-            api_line = line
+            api_line, api_column = line, value_node.start_mark.column + 1
         elif key == "node_name":
             if not isinstance(value, str) or not value:
-                raise ConfigError(file, line, field_name, f"must be a node name, got {value_node.value!r}")
+                raise _fail(file, value_node, field_name, f"must be a node name, got {value_node.value!r}")
         else:  # cache_ttl, request_timeout: seconds
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-                raise ConfigError(file, line, field_name, f"must be a positive number of seconds, got {value_node.value!r}")
+            # NaN passes `<= 0` and infinity would mean "never time out": neither is a duration.
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+                raise _fail(file, value_node, field_name, f"must be a positive number of seconds, got {value_node.value!r}")
             value = float(value)
         values[key] = value
     if "api" not in values:
-        raise ConfigError(file, _line(node), "kubernetes.api", f"missing (set {IN_CLUSTER!r} or a kubeconfig path)")
-    return KubernetesConfig(file=file, line=api_line, **values)  # type: ignore[arg-type]
+        raise _fail(file, node, "kubernetes.api", f"missing (set {IN_CLUSTER!r} or a kubeconfig path)")
+    return KubernetesConfig(file=file, line=api_line, column=api_column, **values)  # type: ignore[arg-type]
 
 
 def load_config(path: str | Path) -> AgentConfig:
@@ -225,10 +241,11 @@ def load_config(path: str | Path) -> AgentConfig:
     kubeconfig that cannot be used is a located exit-2 error before anything starts."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        raise ConfigError(str(path), None, "config", f"cannot read: {reason}") from None
+        text = d4c_yaml.decode(path.read_bytes())
+    except OSError as exc:
+        raise ConfigError(str(path), None, "config", f"cannot read: {exc.strerror or exc}") from None
+    except d4c_yaml.YamlError as exc:
+        raise ConfigError(str(path), exc.line, "config", exc.message, exc.column) from None
     config = parse_config(text, str(path))
     if config.kubernetes is not None:
         # Imported only here: the kubernetes client is the agent extra's, and slow to import.

@@ -38,12 +38,15 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import kubernetes.client
 import kubernetes.config
 import kubernetes.watch
 from kubernetes.client.rest import ApiException
+
+import d4c_yaml
 
 from reference_agent.config import IN_CLUSTER, ConfigError, KubernetesConfig
 
@@ -74,6 +77,17 @@ def pod_from_model(pod: kubernetes.client.V1Pod) -> ApiPod:
                   node_name=pod.spec.node_name if pod.spec is not None else None)
 
 
+def _check_kubeconfig(cfg: KubernetesConfig) -> None:
+    """Read the kubeconfig with the hardened loader first: the client's own yaml.safe_load
+    would accept an alias bomb, 1,000 nested lists or `!!int abc` and fail far from the file."""
+    try:
+        d4c_yaml.load(d4c_yaml.decode(Path(cfg.api).read_bytes()))
+    except OSError as exc:
+        raise ConfigError(cfg.file, cfg.line, "kubernetes.api", f"kubeconfig {cfg.api}: {exc.strerror or exc}", cfg.column) from None
+    except d4c_yaml.YamlError as exc:
+        raise ConfigError(cfg.file, cfg.line, "kubernetes.api", f"kubeconfig {cfg.api}:{exc.line}:{exc.column}: {exc.message}", cfg.column) from None
+
+
 def client_configuration(cfg: KubernetesConfig) -> kubernetes.client.Configuration:
     """The client's Configuration for `cfg` (reads the kubeconfig or the service account; no
     request is made). An unusable one is a ConfigError at the `api` line."""
@@ -83,7 +97,8 @@ def client_configuration(cfg: KubernetesConfig) -> kubernetes.client.Configurati
             kubernetes.config.load_incluster_config(client_configuration=configuration)
         else:
             if not os.path.isfile(cfg.api):
-                raise ConfigError(cfg.file, cfg.line, "kubernetes.api", f"kubeconfig {cfg.api}: no such file")
+                raise ConfigError(cfg.file, cfg.line, "kubernetes.api", f"kubeconfig {cfg.api}: no such file", cfg.column)
+            _check_kubeconfig(cfg)
             kubernetes.config.load_kube_config(config_file=cfg.api, client_configuration=configuration,
                                                persist_config=False)
     except ConfigError:
@@ -91,7 +106,7 @@ def client_configuration(cfg: KubernetesConfig) -> kubernetes.client.Configurati
     except Exception as exc:  # ConfigException, YAML errors, bad certificates: all one line
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         where = "in-cluster service account" if cfg.api == IN_CLUSTER else f"kubeconfig {cfg.api}"
-        raise ConfigError(cfg.file, cfg.line, "kubernetes.api", f"{where}: {message}") from None
+        raise ConfigError(cfg.file, cfg.line, "kubernetes.api", f"{where}: {message}", cfg.column) from None
     # The agent retries on its own schedule; urllib3's own retries would only stretch a
     # connection failure (and a blocked lookup thread) over several attempts.
     configuration.retries = False

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from typing import Any, TextIO
 
@@ -83,6 +84,44 @@ def run_validate(args: argparse.Namespace) -> int:
     return EXIT_OK if result.valid else EXIT_INVALID
 
 
+_MAX_JSON_INT_DIGITS = 20  # an operation holds ids and names; no integer needs 64 bits more
+
+
+class _JsonValueError(ValueError):
+    """A JSON token that parses but is refused; `token` is its text, to locate it."""
+
+    def __init__(self, message: str, token: str) -> None:
+        super().__init__(message)
+        self.token = token
+
+
+def _bounded_int(token: str) -> int:
+    # Refused before int(): Python would parse up to 4,300 digits and then raise an
+    # unlocated ValueError, and a 4,000-digit id is an attack, not an operation.
+    if len(token.lstrip("-")) > _MAX_JSON_INT_DIGITS:
+        raise _JsonValueError(f"integer of {len(token)} digits is out of range", token)
+    return int(token)
+
+
+def _no_constant(token: str) -> Any:
+    raise _JsonValueError(f"{token} is not a JSON number", token)
+
+
+def json_position(text: str, offset: int) -> tuple[int, int]:
+    """1-based (line, column) of a character offset in JSON text (the JSONDecodeError style)."""
+    line = text.count("\n", 0, offset) + 1
+    return line, offset - (text.rfind("\n", 0, offset) + 1) + 1
+
+
+def _token_offset(text: str, token: str) -> int:
+    """Where a refused number or constant first stands as a token (not inside a string)."""
+    for match in re.finditer(re.escape(token), text):
+        before = text[: match.start()].rstrip()
+        if not before or before[-1] in "[:,":
+            return match.start()
+    return 0
+
+
 def _read_operation_json(source: str) -> tuple[Any, str | None]:
     """(parsed JSON, None) or (None, one-line error)."""
     name = "<stdin>" if source == "-" else source
@@ -94,12 +133,15 @@ def _read_operation_json(source: str) -> tuple[Any, str | None]:
                 text = handle.read()
     except OSError as exc:
         return None, f"cannot read {name}: {exc.strerror or exc}"
-    except UnicodeDecodeError:
-        return None, f"{name}: not UTF-8 text"
+    except UnicodeDecodeError as exc:
+        return None, f"{name}: not UTF-8 text (byte {exc.start})"
     try:
-        return json.loads(text), None
+        return json.loads(text, parse_int=_bounded_int, parse_constant=_no_constant), None
     except json.JSONDecodeError as exc:
         return None, f"{name}:{exc.lineno}:{exc.colno}: invalid JSON: {exc.msg}"
+    except _JsonValueError as exc:
+        line, column = json_position(text, _token_offset(text, exc.token))
+        return None, f"{name}:{line}:{column}: invalid JSON: {exc}"
     except RecursionError:
         return None, f"{name}: invalid JSON: nesting too deep"
 

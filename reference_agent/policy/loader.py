@@ -10,8 +10,10 @@ from typing import Any
 
 import yaml
 
+import d4c_yaml
+
 from .model import Diagnostic, ValidationResult
-from .tree import from_python, from_yaml_node
+from .tree import from_python, from_yaml_node, index, join
 from .validator import validate_tree
 
 
@@ -19,36 +21,21 @@ class PolicyFileError(Exception):
     """The policy file cannot be read (missing, a directory, no permission)."""
 
 
-def _yaml_error(exc: yaml.YAMLError, prefix: str, text: str = "") -> Diagnostic:
-    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
-    if isinstance(exc, yaml.MarkedYAMLError):
-        parts = [p for p in (exc.context, exc.problem) if p]
-        message = "; ".join(parts) or str(exc)
-    else:
-        message = str(exc).replace("\n", " ")
-    line = column = None
-    if mark is not None:
-        line, column = mark.line + 1, mark.column + 1
-    elif isinstance(exc, yaml.reader.ReaderError):
-        # Not a marked error: locate the offending character from its offset in the text.
-        before = text[: exc.position]
-        line, column = before.count("\n") + 1, exc.position - (before.rfind("\n") + 1) + 1
-        char = chr(exc.character) if isinstance(exc.character, int) else exc.character
-        message = f"unreadable character {char!r}: {exc.reason}"
-    return Diagnostic(prefix, line, column, f"not valid YAML: {message}", "yaml-syntax")
+def _yaml_error(exc: d4c_yaml.YamlError, prefix: str) -> ValidationResult:
+    path = prefix
+    for part in exc.path:
+        path = index(path, part) if isinstance(part, int) else join(path, part)
+    return ValidationResult(
+        policy=None, errors=(Diagnostic(path, exc.line, exc.column, f"not valid YAML: {exc.message}", "yaml-syntax"),)
+    )
 
 
 def load_policy_text(text: str, filename: str = "<string>") -> ValidationResult:
     """Parse and validate YAML text. `filename` only names the source (it is not read)."""
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError as exc:
-        return ValidationResult(policy=None, errors=(_yaml_error(exc, "", text),))
-    except RecursionError:
-        return ValidationResult(
-            policy=None,
-            errors=(Diagnostic("", 1, 1, "not valid YAML: nesting too deep", "yaml-syntax"),),
-        )
+        node = d4c_yaml.compose(text)
+    except d4c_yaml.YamlError as exc:
+        return _yaml_error(exc, "")
     if node is None:  # empty document, or comments only
         return ValidationResult(
             policy=None,
@@ -66,14 +53,9 @@ def load_policy_file(path: str | Path) -> ValidationResult:
     except OSError as exc:
         raise PolicyFileError(f"cannot read {path}: {exc.strerror or exc}") from None
     try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
-        return ValidationResult(
-            policy=None,
-            errors=(Diagnostic("", line, column, "not valid YAML: the file is not UTF-8 text", "yaml-syntax"),),
-        )
+        text = d4c_yaml.decode(data)
+    except d4c_yaml.YamlError as exc:
+        return _yaml_error(exc, "")
     return load_policy_text(text, str(path))
 
 

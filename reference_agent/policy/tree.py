@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import yaml
-from yaml.constructor import ConstructorError
+
+import d4c_yaml
 
 from .model import Diagnostic
 
@@ -53,7 +54,6 @@ def index(path: str, i: int) -> str:
 class _YamlConverter:
     def __init__(self, diagnostics: list[Diagnostic]):
         self.diagnostics = diagnostics
-        self.constructor = yaml.constructor.SafeConstructor()
         self.active: set[int] = set()  # nodes on the current branch: detects recursive aliases
 
     def error(self, node: yaml.Node, path: str, message: str, code: str = "yaml-syntax") -> None:
@@ -67,12 +67,9 @@ class _YamlConverter:
             return Node("scalar", INVALID, line, column)
         if isinstance(node, yaml.ScalarNode):
             try:
-                value = self.constructor.construct_object(node, deep=True)
-            except ConstructorError as exc:
-                self.error(node, path, f"cannot read value: {exc.problem}")
-                value = INVALID
-            except Exception as exc:  # noqa: BLE001 - any constructor failure (`!!int abc`, a bad date) is a finding, never a crash
-                self.error(node, path, f"cannot read value: {exc}")
+                value = d4c_yaml.construct_scalar(node)
+            except d4c_yaml.YamlError as exc:  # `!!int abc`, a bad date, a 100-digit integer
+                self.error(node, path, exc.message)
                 value = INVALID
             return Node("scalar", value, line, column, raw=node.value)
         self.active.add(id(node))

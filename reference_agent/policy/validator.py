@@ -108,7 +108,10 @@ class _Validator:
         for kind, (key, value) in present.items():
             responses[kind] = self.responses(kind, value)
 
-        if self.errors:
+        # A value already reported while the tree was built (`!!int log`) leaves its selector or
+        # response unbuilt (None) without an error here: no policy from an incomplete section.
+        incomplete = any(item is None for kind in present for item in (*selectors[kind], *responses[kind]))
+        if self.errors or incomplete:
             return None
         sections = {
             kind: Section(kind=kind, selectors=tuple(selectors[kind]), responses=tuple(responses[kind]))  # type: ignore[arg-type]

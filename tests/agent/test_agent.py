@@ -284,7 +284,7 @@ def test_run_agent_bad_config_exit_2(tmp_path):
     err = io.StringIO()
     code = run_agent(cfg, tmp_path / "p.yaml", lambda c: FakeKernelBackend(), err=err)
     assert code == 2
-    assert err.getvalue() == f"{cfg}:1: namespace: must be lowercase\n"
+    assert err.getvalue() == f"{cfg}:1:12: namespace: must be lowercase\n"
 
 
 def test_run_agent_invalid_policy_exit_1(tmp_path):

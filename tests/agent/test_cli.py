@@ -80,7 +80,7 @@ def test_bad_config_is_located_and_exit_2(tmp_path: Path, monkeypatch: pytest.Mo
     config.write_text("stdout: false\nnamespace: Bad-Name\n")
     code, _, err = run(["agent", "run", "--policy", str(policy), "--config", str(config)], monkeypatch)
     assert code == 2
-    assert err.startswith(f"{config}:2: namespace: ") and err.count("\n") == 1
+    assert err.startswith(f"{config}:2:12: namespace: ") and err.count("\n") == 1
 
 
 def test_enforcing_line_counts_file_and_process_selectors(tmp_path: Path) -> None:

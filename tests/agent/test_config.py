@@ -39,17 +39,17 @@ def test_every_field(tmp_path):
 @pytest.mark.parametrize(
     "text, expected",
     [
-        ("namespace: default\nnamspace: x\n", "agent.yaml:2: namspace: unknown setting"),
-        ("stdout: yes please\n", "agent.yaml:1: stdout: must be true or false"),
-        ("\n\nnamespace: Prod\n", "agent.yaml:3: namespace: must be lowercase"),
-        ("namespace: my-ns\n", "agent.yaml:1: namespace: must not contain '-'"),
-        ("package_policy_version: two\n", "agent.yaml:1: package_policy_version: must be a non-negative integer"),
-        ("output_dir: relative/dir\n", "agent.yaml:1: output_dir: must be an absolute path"),
-        ("elasticsearch_url: es:9200\n", "agent.yaml:1: elasticsearch_url: must be an http:// or https:// URL"),
-        ("cluster_name: [a, b]\n", "agent.yaml:1: cluster_name: must be a single value"),
-        ("- a\n- b\n", "agent.yaml:1: config: must be a mapping"),
-        ("stdout: true\nstdout: false\n", "agent.yaml:2: stdout: set twice"),
-        ("namespace: [unclosed\n", "agent.yaml:2: yaml:"),
+        ("namespace: default\nnamspace: x\n", "agent.yaml:2:1: namspace: unknown setting"),
+        ("stdout: yes please\n", "agent.yaml:1:9: stdout: must be true or false"),
+        ("\n\nnamespace: Prod\n", "agent.yaml:3:12: namespace: must be lowercase"),
+        ("namespace: my-ns\n", "agent.yaml:1:12: namespace: must not contain '-'"),
+        ("package_policy_version: two\n", "agent.yaml:1:25: package_policy_version: must be a non-negative integer"),
+        ("output_dir: relative/dir\n", "agent.yaml:1:13: output_dir: must be an absolute path"),
+        ("elasticsearch_url: es:9200\n", "agent.yaml:1:20: elasticsearch_url: must be an http:// or https:// URL"),
+        ("cluster_name: [a, b]\n", "agent.yaml:1:15: cluster_name: must be a single value"),
+        ("- a\n- b\n", "agent.yaml:1:1: config: must be a mapping"),
+        ("stdout: true\nstdout: false\n", "agent.yaml:2:1: stdout: set twice"),
+        ("namespace: [unclosed\n", "agent.yaml:2:1: yaml:"),
     ],
 )
 def test_errors_are_one_located_line(tmp_path, text, expected):

@@ -31,24 +31,24 @@ def test_defaults_and_values():
 @pytest.mark.parametrize(
     "text, expected",
     [
-        ("kubernetes: in-cluster\n", "a.yaml:1: kubernetes: must be a mapping with at least `api`"),
-        ("kubernetes:\n  - api\n", "a.yaml:2: kubernetes: must be a mapping with at least `api`"),
-        ("kubernetes:\n  node_name: n\n", "a.yaml:2: kubernetes.api: missing (set 'in-cluster' or a kubeconfig path)"),
+        ("kubernetes: in-cluster\n", "a.yaml:1:13: kubernetes: must be a mapping with at least `api`"),
+        ("kubernetes:\n  - api\n", "a.yaml:2:3: kubernetes: must be a mapping with at least `api`"),
+        ("kubernetes:\n  node_name: n\n", "a.yaml:2:3: kubernetes.api: missing (set 'in-cluster' or a kubeconfig path)"),
         ("kubernetes:\n  api: kubeconfig\n",
-         "a.yaml:2: kubernetes.api: must be 'in-cluster' or an absolute kubeconfig path, got 'kubeconfig'"),
+         "a.yaml:2:8: kubernetes.api: must be 'in-cluster' or an absolute kubeconfig path, got 'kubeconfig'"),
         ("kubernetes:\n  api: in-cluster\n  server: x\n",
-         "a.yaml:3: kubernetes.server: unknown setting (known: api, cache_ttl, node_name, request_timeout)"),
-        ("kubernetes:\n  api: in-cluster\n  api: in-cluster\n", "a.yaml:3: kubernetes.api: set twice"),
+         "a.yaml:3:3: kubernetes.server: unknown setting (known: api, cache_ttl, node_name, request_timeout)"),
+        ("kubernetes:\n  api: in-cluster\n  api: in-cluster\n", "a.yaml:3:3: kubernetes.api: set twice"),
         ("kubernetes:\n  api: in-cluster\n  cache_ttl: 0\n",
-         "a.yaml:3: kubernetes.cache_ttl: must be a positive number of seconds, got '0'"),
+         "a.yaml:3:14: kubernetes.cache_ttl: must be a positive number of seconds, got '0'"),
         ("kubernetes:\n  api: in-cluster\n  request_timeout: soon\n",
-         "a.yaml:3: kubernetes.request_timeout: must be a positive number of seconds, got 'soon'"),
+         "a.yaml:3:20: kubernetes.request_timeout: must be a positive number of seconds, got 'soon'"),
         ("kubernetes:\n  api: in-cluster\n  cache_ttl: true\n",
-         "a.yaml:3: kubernetes.cache_ttl: must be a positive number of seconds, got 'true'"),
-        ("kubernetes:\n  api: in-cluster\n  node_name: ''\n", "a.yaml:3: kubernetes.node_name: must be a node name, got ''"),
+         "a.yaml:3:14: kubernetes.cache_ttl: must be a positive number of seconds, got 'true'"),
+        ("kubernetes:\n  api: in-cluster\n  node_name: ''\n", "a.yaml:3:14: kubernetes.node_name: must be a node name, got ''"),
         ("kubernetes:\n  api: in-cluster\n  node_name: [a]\n",
-         "a.yaml:3: kubernetes.node_name: must be a single value, not a list or mapping"),
-        ("kubernetes:\n  api: in-cluster\nkubernetes:\n  api: in-cluster\n", "a.yaml:3: kubernetes: set twice"),
+         "a.yaml:3:14: kubernetes.node_name: must be a single value, not a list or mapping"),
+        ("kubernetes:\n  api: in-cluster\nkubernetes:\n  api: in-cluster\n", "a.yaml:3:1: kubernetes: set twice"),
     ],
 )
 def test_bad_kubernetes_section_is_one_located_line(text, expected):
@@ -81,7 +81,7 @@ def test_unusable_kubeconfig_is_a_config_error_at_the_api_line(tmp_path, kubecon
     with pytest.raises(ConfigError) as info:
         load_config(path)
     text = str(info.value)
-    assert text.startswith(f"{path}:3: kubernetes.api: kubeconfig {kubeconfig}"), text
+    assert text.startswith(f"{path}:3:8: kubernetes.api: kubeconfig {kubeconfig}"), text
     assert message in text and "\n" not in text
 
 
@@ -92,7 +92,7 @@ def test_in_cluster_outside_a_cluster_is_a_config_error(tmp_path, monkeypatch):
     path.write_text("kubernetes:\n  api: in-cluster\n")
     with pytest.raises(ConfigError) as info:
         load_config(path)
-    assert str(info.value).startswith(f"{path}:2: kubernetes.api: in-cluster service account: ")
+    assert str(info.value).startswith(f"{path}:2:8: kubernetes.api: in-cluster service account: ")
 
 
 def test_d4c_agent_run_exits_2_on_an_unusable_kubeconfig(tmp_path):
@@ -107,4 +107,4 @@ def test_d4c_agent_run_exits_2_on_an_unusable_kubeconfig(tmp_path):
     out, err = io.StringIO(), io.StringIO()
     args = argparse.Namespace(policy=str(policy), config=str(config), output_dir=None, verbose=False)
     assert run_agent_command(args, out, err) == 2
-    assert err.getvalue() == f"{config}:2: kubernetes.api: kubeconfig {tmp_path / 'missing'}: no such file\n"
+    assert err.getvalue() == f"{config}:2:8: kubernetes.api: kubeconfig {tmp_path / 'missing'}: no such file\n"

@@ -105,6 +105,45 @@ ERROR_CASES: list[ErrorCase] = [
           responses:
             - {match: [a], actions: [log]}
         """, schema=False),
+    E("yaml-tag-on-a-mapping", "yaml-syntax", "file", """
+        file: !!python/object/apply:os.system  #!
+          selectors:
+            - {name: a, operation: [createFile]}
+          responses:
+            - {match: [a], actions: [log]}
+        """, schema=False),
+    E("yaml-local-tag-on-a-sequence", "yaml-syntax", "file.responses[0].actions", """
+        file:
+          selectors:
+            - {name: a, operation: [createFile]}
+          responses:
+            - match: [a]
+              actions: !mine [log]  #!
+        """, schema=False),
+    E("yaml-int-tag-on-a-word", "yaml-syntax", "file.responses[0].actions[0]", """
+        file:
+          selectors:
+            - {name: a, operation: [createFile]}
+          responses:
+            - match: [a]
+              actions: [!!int log]  #!
+        """, schema=False),
+    E("yaml-recursive-alias", "yaml-syntax", "file.selectors[0].targetFilePath[0]", """
+        file:
+          selectors:
+            - name: a
+              targetFilePath: &p [*p]  #!
+          responses:
+            - {match: [a], actions: [log]}
+        """, schema=False),
+    E("yaml-huge-integer", "yaml-syntax", "file.selectors[0].name", """
+        file:
+          selectors:
+            - name: 123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890  #!
+              operation: [createFile]
+          responses:
+            - {match: [a], actions: [log]}
+        """, schema=False),
     # --- empty-policy (D1) -----------------------------------------------------------------
     E("empty-document", "empty-policy", "", "#!\n", "D1"),
     E("comments-only", "empty-policy", "", "# nothing here  #!\n", "D1"),
