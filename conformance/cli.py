@@ -74,7 +74,7 @@ def _up_vm() -> bool:
 
 def suite_argv(args: argparse.Namespace, kernel_here: bool) -> list[str]:
     argv = [sys.executable, "-m", "pytest", str(SUITE_DIR), "-q", "-p", "no:cacheprovider",
-            "--rootdir", str(SUITE_DIR.parent), "--target", args.target]
+            "--rootdir", str(SUITE_DIR.parent), "--target", args.target, "--library", "none"]
     for path in args.paths:
         argv += ["--scenarios", str(path.resolve())]
     if args.adapter:

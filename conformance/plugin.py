@@ -1,8 +1,8 @@
 """The pytest plugin: options, collection (scenario files -> items), and the hand-off to the
 runner (items -> outcomes) and the report (outcomes -> matrix).
 
-conformance/conftest.py registers `ConformancePlugin` when pytest starts with conformance/ in
-its arguments; scenarios are collected under conformance/test_scenarios.py.
+`conformance.entry` registers `ConformancePlugin` (through conformance/conftest.py in a source
+checkout, through the `pytest11` entry point where the suite is installed alone); scenarios are collected under conformance/test_scenarios.py.
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ from conformance.adapters.command import AdapterError
 from conformance.model import ENGINE, KERNEL, Scenario
 from conformance.targets import TARGETS, Target, make_target
 
-SUITE_MODULE = Path(__file__).with_name("test_scenarios.py")
+PACKAGE_DIR = Path(__file__).resolve().parent
+SUITE_MODULE = PACKAGE_DIR / "test_scenarios.py"
 KERNEL_GROUP = "d4c-kernel"
 PROPERTY = "d4c_scenario"  # user_properties key; travels with reports to the xdist controller
 
@@ -39,7 +40,10 @@ def addoption(parser: pytest.Parser) -> None:
     group.addoption("--engine-command", default="d4c", metavar="CMD",
                     help="command speaking the `d4c policy evaluate` contract (--target engine). Default: d4c")
     group.addoption("--scenarios", action="append", metavar="PATH",
-                    help="scenario file or directory (repeatable). Default: scenarios/ of the rootdir")
+                    help="scenario file or directory added to the library (repeatable)")
+    group.addoption("--library", metavar="DIR|none",
+                    help="the scenario library: `none` runs only --scenarios. Default: the library shipped "
+                         "with the suite (a source checkout: its scenarios/)")
     group.addoption("--conformance-report", metavar="DIR",
                     help="write the conformance matrix (Markdown + HTML + JSON results) into DIR")
     group.addoption("--event-timeout", type=float, default=10.0, metavar="SECONDS",
@@ -50,6 +54,38 @@ def addoption(parser: pytest.Parser) -> None:
     group.addoption("--agent-dir", metavar="DIR", type=Path,
                     help="kernel tier, adapters with load_policy: run the agent in DIR and leave it running "
                          "(enforcing a policy that matches nothing) for the next run to reuse")
+
+
+def shipped_library() -> Path | None:
+    """The scenario library: package data of the installed suite (`conformance/library/`), or
+    the scenarios/ next to the package in a source checkout."""
+    for candidate in (PACKAGE_DIR / "library", PACKAGE_DIR.parent / "scenarios"):
+        if candidate.is_dir():
+            return candidate
+    return None
+
+
+def scenario_paths(library: str | None, extra: list[str]) -> list[Path]:
+    """The library (unless `--library none`) followed by every --scenarios path; raises
+    pytest.UsageError naming the option for a path that does not exist."""
+    paths: list[Path] = []
+    if library is None:
+        shipped = shipped_library()
+        if shipped is None and not extra:
+            raise pytest.UsageError("no scenario library shipped with this suite: give --library DIR or --scenarios PATH")
+        paths += [shipped] if shipped is not None else []
+    elif library != "none":
+        paths.append(Path(library).resolve())
+        if not paths[-1].is_dir():
+            raise pytest.UsageError(f"--library {library}: no such directory")
+    for given in extra:
+        path = Path(given).resolve()
+        if not path.exists():
+            raise pytest.UsageError(f"--scenarios {path}: no such file or directory")
+        paths.append(path)
+    if not paths:
+        raise pytest.UsageError("--library none without --scenarios: no scenarios to run")
+    return paths
 
 
 class ScenarioItem(pytest.Item):
@@ -150,11 +186,7 @@ class ConformancePlugin:
             self.target: Target = make_target(opt.target, opt.adapter, opt.engine_command)
         except (ValueError, AdapterError) as error:
             raise pytest.UsageError(str(error)) from None
-        given = opt.scenarios or [str(config.rootpath / "scenarios")]
-        self.scenario_paths = [Path(p).resolve() for p in given]
-        for path in self.scenario_paths:
-            if not path.exists():
-                raise pytest.UsageError(f"--scenarios {path}: no such file or directory")
+        self.scenario_paths = scenario_paths(opt.library, opt.scenarios or [])
         self.options = runner.Options(opt.event_timeout, opt.event_settle, opt.keep_workdirs,
                                       opt.agent_dir.resolve() if opt.agent_dir else None)
         self._kernel: runner.KernelSession | None = None

@@ -14,6 +14,9 @@ echo "== scenario library lint, and the conformance suite's engine tier (host)"
 d4c scenario lint scenarios/
 python3 -m pytest -q -p no:cacheprovider conformance/ --target engine --conformance-report reports/conformance
 
+echo "== the suite as its own distribution: wheel, alone in an empty venv, engine tier from /tmp"
+bash scripts/suite-standalone.sh
+
 echo "== BPF-LSM VM: build (or reuse) the image, then the in-VM tests (docs/vm.md)"
 echo "   (tests/kernel: BPF enforcement; test_suite_kernel.py: the suite's container runner, which needs docker)"
 d4c vm build

@@ -25,7 +25,7 @@ class SuiteRun:
 
 def suite_command(report: Path, *args: str) -> list[str]:
     return [sys.executable, "-m", "pytest", "conformance/", "-q", "-p", "no:cacheprovider", "-p", "no:randomly",
-            "--conformance-report", str(report), *args]
+            "--conformance-report", str(report), "--library", "none", *args]
 
 
 def collect(done: subprocess.CompletedProcess, report: Path) -> SuiteRun:

@@ -129,3 +129,18 @@ def test_xdist_runs_all_kernel_items_on_one_worker(run_suite) -> None:
     assert len(workers) == 1, run.output
     assert len(re.findall(r"\[kernel\]@d4c-kernel", run.output)) >= 3
     assert run.ids("skipped", "kernel") == {"fx-kernel-exec-events", "fx-reload-log", "fx-reload-alert"}
+
+
+def test_scenarios_add_to_the_shipped_library_and_library_none_drops_it() -> None:
+    def collected(*args: str) -> set[str]:
+        done = subprocess.run([sys.executable, "-m", "pytest", "conformance/", "--collect-only", "-q",
+                               "-p", "no:cacheprovider", "--target", "engine", *args],
+                              cwd=REPO, capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+        return {line.split("::")[-1] for line in done.stdout.splitlines() if "::" in line}
+
+    library = collected()
+    both = collected("--scenarios", ENGINE)
+    alone = collected("--library", "none", "--scenarios", ENGINE)
+    assert "file-create-file[engine]" in library and alone and not alone & library
+    assert both == library | alone
