@@ -299,6 +299,21 @@ def test_nest_and_flatten():
     assert flatten(nest({"a.b": 1, "c": [{"d": 1}]})) == {"a.b": 1, "c": [{"d": 1}]}
 
 
+def test_nest_of_documents_with_the_same_keys_gives_each_its_own_objects():
+    # nest() compiles one builder per key sequence: the second document must not share the
+    # first one's objects, and a collision must raise every time, not only the first.
+    first = nest({"a.b": 1, "a.c.d": 2, "e": "x"})
+    second = nest({"a.b": 3, "a.c.d": 4, "e": "y"})
+    assert first == {"a": {"b": 1, "c": {"d": 2}}, "e": "x"}
+    assert second == {"a": {"b": 3, "c": {"d": 4}}, "e": "y"}
+    second["a"]["c"]["d"] = 5
+    assert first["a"]["c"]["d"] == 2
+    for _ in range(2):
+        with pytest.raises(ValueError):
+            nest({"a": 1, "a.b": 2})
+    assert nest({"quote'key.x": 1}) == {"quote'key": {"x": 1}}
+
+
 @pytest.mark.parametrize("path, name, extension", [
     ("/a/script.ts", "script.ts", "ts"), ("/root/.bashrc", ".bashrc", None), ("/x/a.tar.gz", "a.tar.gz", "gz"),
     ("/usr/bin/evil", "evil", None), ("/x/a.", "a.", None),
