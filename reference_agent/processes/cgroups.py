@@ -9,6 +9,12 @@ Which container a cgroup is: the runtimes name the container's cgroup after its 
 (docker: `docker-<id>.scope` or `/docker/<id>`; containerd/CRI: `cri-containerd-<id>.scope`,
 `/kubepods/.../<id>`; CRI-O: `crio-<id>.scope`; podman: `libpod-<id>.scope`).
 `container_id_from_cgroup_path` reads that id; a process without one is a host process (D15).
+Kubelet puts a pod's containers below a pod cgroup named after the pod's uid, in either driver:
+cgroupfs `/kubepods[/<qos>]/pod<uid>/<id>`, systemd
+`kubepods.slice/kubepods[-<qos>].slice/kubepods[-<qos>]-pod<uid, - as _>.slice/<runtime>-<id>.scope`;
+`identity_from_cgroup_path` reads both (container id, pod uid), which is all a node agent needs
+to find the container's pod in the Kubernetes API. `identity_from_proc_cgroup` does it for a
+/proc/<pid>/cgroup file of either cgroup version (v1: one line per hierarchy).
 The metadata layer, which talks to the runtimes, may pass the table its own resolver instead.
 """
 
@@ -17,6 +23,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 
 # A container runtime's cgroup leaf: optional "<runtime>-" prefix, 64 hex, optional ".scope".
 _CONTAINER_COMPONENT = re.compile(r"^(?:(?P<prefix>[a-z][a-z0-9-]*)-)?(?P<id>[0-9a-f]{64})(?:\.scope)?$")
@@ -40,6 +47,51 @@ def container_id_from_cgroup_path(path: str | None) -> str | None:
         m = _CONTAINER_COMPONENT.match(component)
         if m and (m.group("prefix") or "") not in _NOT_A_CONTAINER_PREFIXES:
             return m.group("id")
+    return None
+
+
+# A kubelet pod cgroup: cgroupfs "pod<uid>", systemd "kubepods[-<qos>]-pod<uid with _>.slice".
+_POD_COMPONENT = re.compile(
+    r"^(?:pod(?P<uid>[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})"
+    r"|kubepods(?:-[a-z]+)?-pod(?P<suid>[0-9a-f]{8}_[0-9a-f]{4}_[0-9a-f]{4}_[0-9a-f]{4}_[0-9a-f]{12})\.slice)$")
+
+
+@dataclass(frozen=True)
+class CgroupIdentity:
+    container_id: str
+    pod_uid: str | None  # None: a container in no Kubernetes pod (plain docker run, ctr run)
+
+
+def identity_from_cgroup_path(path: str | None) -> CgroupIdentity | None:
+    """Container id and pod uid named by a cgroup path (v1 or v2), or None for a host cgroup.
+    The pod uid is only read from a component above the container's: a container that names its
+    own sub-cgroups "pod..." cannot claim a pod."""
+    container_id = container_id_from_cgroup_path(path)
+    if container_id is None or path is None:
+        return None
+    components = path.strip("/").split("/")
+    leaf = max(i for i, c in enumerate(components) if container_id in c)
+    for component in reversed(components[:leaf]):
+        m = _POD_COMPONENT.match(component)
+        if m:
+            uid = m.group("uid") or m.group("suid").replace("_", "-")
+            return CgroupIdentity(container_id, uid)
+    return CgroupIdentity(container_id, None)
+
+
+def identity_from_proc_cgroup(text: str) -> CgroupIdentity | None:
+    """The identity from a /proc/<pid>/cgroup file: the v2 line (`0::/path`) when there is one,
+    else the first v1 hierarchy line whose path names a container (`4:memory:/kubepods/...`)."""
+    lines = [line.split(":", 2) for line in text.splitlines() if line.count(":") >= 2]
+    for hierarchy, controllers, path in lines:
+        if hierarchy == "0" and controllers == "":
+            found = identity_from_cgroup_path(path)
+            if found is not None:
+                return found
+    for _hierarchy, _controllers, path in lines:
+        found = identity_from_cgroup_path(path)
+        if found is not None:
+            return found
     return None
 
 

@@ -10,6 +10,8 @@ from reference_agent.processes.cgroups import (
     container_id_from_cgroup_path,
     container_resolver,
     find_cgroup2_mount,
+    identity_from_cgroup_path,
+    identity_from_proc_cgroup,
 )
 
 A, B = "a" * 64, "0123456789abcdef" * 4
@@ -34,6 +36,54 @@ A, B = "a" * 64, "0123456789abcdef" * 4
 )
 def test_container_id_from_cgroup_path(path: str | None, expected: str | None) -> None:
     assert container_id_from_cgroup_path(path) == expected
+
+
+UID = "5f0b8c2e-1a2b-4c3d-9e8f-0123456789ab"
+SUID = UID.replace("-", "_")
+
+
+@pytest.mark.parametrize(
+    "path, container, pod",
+    [
+        # cgroupfs driver: containerd, CRI-O, cri-dockerd name the leaf by the bare id
+        (f"/kubepods/burstable/pod{UID}/{B}", B, UID),
+        (f"/kubepods/besteffort/pod{UID}/{B}", B, UID),
+        (f"/kubepods/pod{UID}/{B}", B, UID),  # Guaranteed QoS: no qos level
+        # systemd driver, each runtime's scope
+        (f"/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{SUID}.slice/cri-containerd-{B}.scope",
+         B, UID),
+        (f"/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod{SUID}.slice/crio-{B}.scope", B, UID),
+        (f"/kubepods.slice/kubepods-pod{SUID}.slice/docker-{B}.scope", B, UID),
+        # a sub-cgroup the container made for itself
+        (f"/kubepods.slice/kubepods-pod{SUID}.slice/cri-containerd-{B}.scope/init.scope", B, UID),
+        # the container's own "pod..." sub-cgroup claims no pod
+        (f"/system.slice/docker-{A}.scope/pod{UID}", A, None),
+        # containers in no pod
+        (f"/system.slice/docker-{A}.scope", A, None),
+        (f"/docker/{A}", A, None),
+        (f"/default/{A}", A, None),  # ctr run (cgroupfs, namespace "default")
+        # pod cgroup, no container (the pod's own cgroup; conmon)
+        (f"/kubepods/burstable/pod{UID}", None, None),
+        (f"/kubepods.slice/kubepods-pod{SUID}.slice/crio-conmon-{B}.scope", None, None),
+    ],
+)
+def test_identity_from_cgroup_path_every_kubelet_layout(path: str, container: str | None, pod: str | None) -> None:
+    found = identity_from_cgroup_path(path)
+    assert ((found.container_id, found.pod_uid) if found else (None, None)) == (container, pod)
+
+
+def test_identity_from_proc_cgroup_v2_and_v1() -> None:
+    v2 = f"0::/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{SUID}.slice/cri-containerd-{B}.scope\n"
+    v1 = (f"12:pids:/kubepods/burstable/pod{UID}/{B}\n"
+          f"4:memory:/kubepods/burstable/pod{UID}/{B}\n"
+          "1:name=systemd:/system.slice/containerd.service\n")
+    hybrid = f"1:name=systemd:/kubepods/pod{UID}/{B}\n0::/\n"  # v2 line is the root: v1 tells
+    host = "0::/system.slice/ssh.service\n"
+    for text in (v2, v1, hybrid):
+        found = identity_from_proc_cgroup(text)
+        assert found is not None and (found.container_id, found.pod_uid) == (B, UID), text
+    assert identity_from_proc_cgroup(host) is None
+    assert identity_from_proc_cgroup("") is None
 
 
 def test_index_maps_ids_and_paths_both_ways(tmp_path: Path) -> None:
