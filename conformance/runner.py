@@ -16,7 +16,8 @@ from conformance import events as ev
 from conformance.adapters.command import AdapterError, AdapterSpec, AgentProcess, EngineCallError, base_values, expand
 from conformance.kernel import Containers, DockerUnavailable, SetupError, docker_client
 from conformance.model import Scenario
-from conformance.sinks import BulkServer, EventSource, NdjsonFiles
+from conformance.fields.check import check_document
+from conformance.sinks import BulkServer, Event, EventSource, NdjsonFiles
 from conformance.targets import Target
 
 
@@ -208,6 +209,17 @@ def _enforce_scenario_policy(session: KernelSession, spec: AdapterSpec, values: 
     return agent
 
 
+def mapping_problems(events: list[Event]) -> list[str]:
+    """`d4c events check` over a scenario's events: every field known to ECS, the cloud_defend
+    package or the project's list, of its type; data stream, kind and category consistent."""
+    out = []
+    for number, (stream, doc) in enumerate(events, 1):
+        action = ev.field(doc, "event.action")
+        label = f"{stream}, {action}" if isinstance(action, str) else stream
+        out += [f"event {number} ({label}): {problem}" for problem in check_document(doc, stream)]
+    return out
+
+
 def run_kernel(scenario: Scenario, target: Target, session: KernelSession) -> None:
     reason = target.kernel_unavailable()
     if reason:
@@ -241,6 +253,7 @@ def run_kernel(scenario: Scenario, target: Target, session: KernelSession) -> No
     problems: list[str] = []
     step_problems: list[str] = []
     file_problems: list[str] = []
+    field_problems: list[str] = []
     try:
         with Containers(client, scenario) as containers:
             mark = source.mark()
@@ -269,6 +282,7 @@ def run_kernel(scenario: Scenario, target: Target, session: KernelSession) -> No
                 names = ", ".join(f"{n}={cid[:12]}" for n, cid in containers.ids.items())
                 problems.append(f"containers: {names}\n" + ev.explain(results))
                 problems.append("agent log (last lines):\n" + (agent.log_tail() or "(empty)"))
+            field_problems = mapping_problems([(s, d) for s, d in source.since(mark) if ev.belongs_to(d, ids)])
             # Before file checks: a policy must not see or block the checks.
             if not per_session:
                 agent.stop()
@@ -288,7 +302,7 @@ def run_kernel(scenario: Scenario, target: Target, session: KernelSession) -> No
             agent.stop()
         if not per_session and not session.options.keep_workdirs:
             shutil.rmtree(workdir, ignore_errors=True)
-    sections = [("steps", step_problems), ("events", problems), ("files", file_problems)]
+    sections = [("steps", step_problems), ("events", problems), ("fields", field_problems), ("files", file_problems)]
     text = "\n".join(f"--- {title}:\n" + "\n".join(lines) for title, lines in sections if lines)
     if text:
         raise Failure("kernel tier:\n" + text)

@@ -16,6 +16,7 @@ COMMAND_MODULES = {
     "scenario": "conformance.cli",  # d4c scenario lint
     "vm": "vm.cli",  # d4c vm build|run|up|down|status|console
     "agent": "reference_agent.cli",  # d4c agent run
+    "events": "conformance.fields.cli",  # d4c events check
 }
 
 

@@ -13,7 +13,12 @@ orchestrator.resource.label, process.parent.pid, process.thread.id, process.args
 Types follow ECS 8.x (D25): arrays for event.type, event.category, host.ip, host.mac,
 process.args, container.image.tag, orchestrator.resource.ip, orchestrator.resource.label,
 cloud_defend.matched_selectors; process.previous is an array of objects; ids (user.id,
-group.id) are strings.
+group.id) and every other field ECS types as keyword (host.pid_ns_ino) are strings.
+
+D31: beside the seed's names, the names Elastic's cloud_defend package (1.2.x) indexes:
+cloud_defend.hook_point (an array on process events, where the package maps it) beside
+cloud_defend.trace_point, cloud_defend.package_policy_revision beside
+cloud_defend.package_policy_version.
 """
 
 from __future__ import annotations
@@ -54,6 +59,7 @@ CONDITIONAL: Mapping[str, str] = {
     "orchestrator.cluster.name": "agent config cluster_name",
     "cloud_defend.package_policy_id": "agent config package_policy_id",
     "cloud_defend.package_policy_version": "agent config package_policy_version",
+    "cloud_defend.package_policy_revision": "agent config package_policy_version (D31)",
 }
 
 DATASET_FILE = "cloud_defend.file"
@@ -149,8 +155,11 @@ def basename(path: str) -> str:
 
 
 def base_fields(ctx: EventContext, container: ContainerInfo | None, selectors: Iterable[str],
-                timestamp_ns: int, trace_point: str | None, message: str) -> dict[str, Any]:
-    """Fields every event has, before routing (D23) adds kind/data_stream/type."""
+                timestamp_ns: int, trace_point: str | None, message: str, *,
+                hook_point_array: bool = False) -> dict[str, Any]:
+    """Fields every event has, before routing (D23) adds kind/data_stream/type.
+
+    `hook_point_array`: process events carry cloud_defend.hook_point as an array (D31)."""
     fields: dict[str, Any] = {
         "@timestamp": ctx.clock.iso(timestamp_ns),
         "ecs.version": ECS_VERSION,
@@ -160,10 +169,12 @@ def base_fields(ctx: EventContext, container: ContainerInfo | None, selectors: I
     }
     if trace_point:
         fields["cloud_defend.trace_point"] = trace_point
+        fields["cloud_defend.hook_point"] = [trace_point] if hook_point_array else trace_point
     if ctx.package_policy_id is not None:
         fields["cloud_defend.package_policy_id"] = ctx.package_policy_id
     if ctx.package_policy_version is not None:
         fields["cloud_defend.package_policy_version"] = ctx.package_policy_version
+        fields["cloud_defend.package_policy_revision"] = ctx.package_policy_version
     fields.update(ctx.agent.ecs())
     fields.update(ctx.host.ecs())
     fields.update(container_fields(ctx, container))

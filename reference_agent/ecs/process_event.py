@@ -33,7 +33,8 @@ def process_documents(ctx: EventContext, activity: ProcessActivity, container: C
     except KeyError:
         raise ValueError(f"unknown process operation {activity.operation!r}") from None
     task = activity.task
-    fields = base_fields(ctx, container, activity.selectors, activity.timestamp_ns, activity.trace_point, MESSAGE)
+    fields = base_fields(ctx, container, activity.selectors, activity.timestamp_ns, activity.trace_point, MESSAGE,
+                         hook_point_array=True)
     fields.update(task_fields(ctx, task, container))
     fields.update(relative_fields(ctx, task, container, ancestry, full=True))
     fields["event.action"] = activity.operation

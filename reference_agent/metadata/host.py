@@ -16,6 +16,7 @@ import ipaddress
 import os
 import re
 import socket
+import tomllib
 import uuid
 from dataclasses import dataclass
 from importlib import metadata
@@ -66,7 +67,8 @@ class HostFacts:
             "host.os.platform": self.os_platform,
             "host.os.type": self.os_type,
             "host.os.version": self.os_version,
-            "host.pid_ns_ino": self.pid_ns_ino,
+            # ECS types host.pid_ns_ino as keyword: a JSON string (D31).
+            "host.pid_ns_ino": None if self.pid_ns_ino is None else str(self.pid_ns_ino),
         }
         return {k: v for k, v in fields.items() if v is not None}
 
@@ -185,12 +187,20 @@ def collect_host_facts(root: Path = Path("/"), *, uname: os.uname_result | None 
     )
 
 
-def agent_version() -> str | None:
-    """The installed package's version; None (field omitted) when not installed as a package."""
+def agent_version(checkout: Path = Path(__file__).resolve().parents[2]) -> str | None:
+    """The installed package's version, else the version in the pyproject.toml of the checkout
+    this code runs from (a VM or container running the shared checkout through PYTHONPATH);
+    None (field omitted) when neither says."""
     try:
         return metadata.version(PACKAGE_NAME)
     except metadata.PackageNotFoundError:
+        pass
+    try:
+        project = tomllib.loads((checkout / "pyproject.toml").read_text()).get("project", {})
+    except (OSError, tomllib.TOMLDecodeError):
         return None
+    version = project.get("version") if project.get("name") == PACKAGE_NAME else None
+    return version if isinstance(version, str) else None
 
 
 def load_agent_id(state_dir: Path) -> str:

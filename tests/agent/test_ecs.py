@@ -146,8 +146,8 @@ def test_file_event_values_like_the_seed():
         "agent.id": AGENT_ID, "agent.type": "cloud-defend", "agent.version": "8.8.0",
         "cloud_defend.matched_selectors": ["binModifications"],
         "cloud_defend.package_policy_id": "4c9cbba0-c812-11ed-a8dd-91ec403e4f03",
-        "cloud_defend.package_policy_version": 2,
-        "cloud_defend.trace_point": "lsm__file_open",
+        "cloud_defend.package_policy_version": 2, "cloud_defend.package_policy_revision": 2,
+        "cloud_defend.trace_point": "lsm__file_open", "cloud_defend.hook_point": "lsm__file_open",
         "container.id": "c" * 64, "container.name": "nginx_1",
         "container.image.name": "nginx", "container.image.tag": ["latest"],
         "data_stream.dataset": "cloud_defend.file", "data_stream.namespace": "default", "data_stream.type": "logs",
@@ -261,7 +261,7 @@ def test_only_known_facts():
                     start_time_ns=SEC, tty=False)
     f = process_documents(context(**CTX_FULL), process_activity(task=task, trace_point=None, args=()), None)[0].fields
     for absent in ("container.id", "orchestrator.cluster.id", "orchestrator.type", "user.name", "group.name",
-                   "process.parent.entity_id", "cloud_defend.trace_point", "process.args"):
+                   "process.parent.entity_id", "cloud_defend.trace_point", "cloud_defend.hook_point", "process.args"):
         assert absent not in f
     assert f["user.id"] == "1234" and f["process.thread.id"] == 6
     assert f["process.name"] == "x"  # D16: basename of the executable, not comm
@@ -326,3 +326,11 @@ def test_file_name_and_extension(path, name, extension):
 def test_iso_timestamps():
     assert iso_ns(1_679_328_239_520_123_456) == "2023-03-20T16:03:59.520Z"
     assert iso_ns(1_679_328_239_000_000_000) == "2023-03-20T16:03:59.000Z"
+
+
+def test_process_events_carry_hook_point_as_an_array_d31():
+    f = process_documents(context(**CTX_FULL), process_activity(), None)[0].fields
+    assert f["cloud_defend.trace_point"] == "sched_process_exec"
+    assert f["cloud_defend.hook_point"] == ["sched_process_exec"]
+    assert f["cloud_defend.package_policy_revision"] == f["cloud_defend.package_policy_version"] == 2
+    assert f["host.pid_ns_ino"] == "4026531836"  # ECS keyword -> JSON string

@@ -83,7 +83,7 @@ def test_host_fields_like_the_seed(root):
         "host.os.platform": "ubuntu",
         "host.os.type": "linux",
         "host.os.version": "20.04.5",
-        "host.pid_ns_ino": 4026531836,
+        "host.pid_ns_ino": "4026531836",  # ECS keyword: a string (D31)
     }
 
 
@@ -123,3 +123,21 @@ def test_agent_facts(tmp_path):
     from importlib import metadata
 
     assert fields.get("agent.version") == metadata.version("d4c-conformance")
+
+
+def test_agent_version_from_the_checkout_when_not_installed(tmp_path, monkeypatch):
+    from importlib import metadata
+
+    from reference_agent.metadata import host
+
+    def not_installed(name):
+        raise metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(host.metadata, "version", not_installed)
+    (tmp_path / "pyproject.toml").write_text('[project]\nname = "d4c-conformance"\nversion = "9.9.1"\n')
+    assert host.agent_version(tmp_path) == "9.9.1"
+    (tmp_path / "pyproject.toml").write_text('[project]\nname = "other"\nversion = "1.0"\n')
+    assert host.agent_version(tmp_path) is None
+    # The real checkout this code runs from gives its own version.
+    real = host.agent_version()
+    assert real is not None and real.count(".") >= 1

@@ -22,6 +22,9 @@ mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null
 mount -t tracefs tracefs /sys/kernel/tracing 2>/dev/null
 ln -sf /proc/self/fd /dev/fd
 hostname d4c-vm
+# host.id of the agent's events is the machine id. One per boot, not baked into the image:
+# every VM booted from one cached image would otherwise share it.
+[ -s /etc/machine-id ] || tr -d '-' </proc/sys/kernel/random/uuid >/etc/machine-id
 echo "d4c-guest: init done, starting agent" >/dev/console
 
 tini -s -- python3 /usr/local/lib/d4c/agent.py </dev/null >/dev/console 2>&1
