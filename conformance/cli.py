@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -45,6 +46,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     run_parser.add_argument("pytest_args", nargs=argparse.REMAINDER, metavar="-- PYTEST-ARGS",
                             help="anything after `--` goes to pytest (-k, -x, --keep-workdirs, ...)")
     run_parser.set_defaults(func=run_scenarios)
+    new_parser = commands.add_parser(
+        "new",
+        help="print a scenario for a policy: one operation per selector, expectations from the evaluator",
+        description="Writes a scenario whose engine part lints and passes as written (each expectation is the "
+                    "reference evaluator's answer), with the kernel part as a commented outline. "
+                    "Exit 0, 1 when the policy is invalid, 2 when it cannot be read or OUT exists.",
+    )
+    new_parser.add_argument("--policy", required=True, type=Path, metavar="FILE", help="the policy YAML file")
+    new_parser.add_argument("--id", metavar="ID", help="kebab-case scenario id (default: from the policy file name)")
+    new_parser.add_argument("-o", "--output", type=Path, metavar="OUT",
+                            help="write OUT (named <id>.yaml by convention) instead of printing")
+    new_parser.set_defaults(func=run_new)
 
 
 def run_lint(args: argparse.Namespace) -> int:
@@ -60,6 +73,37 @@ def run_lint(args: argparse.Namespace) -> int:
     warnings = len(problems) - errors
     print(f"{count} scenario file(s): {errors} error(s), {warnings} warning(s)", file=sys.stderr)
     return 1 if errors else 0
+
+
+def run_new(args: argparse.Namespace) -> int:
+    from conformance.adapters.reference import PolicyInvalid
+    from conformance.scaffold import scaffold
+
+    try:
+        text = args.policy.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        print(f"d4c scenario new: cannot read {args.policy}: {getattr(error, 'strerror', None) or error}", file=sys.stderr)
+        return 2
+    stem = args.output.stem if args.output else args.policy.stem
+    scenario_id = args.id or re.sub(r"[^a-z0-9]+", "-", stem.lower()).strip("-") or "new-scenario"
+    try:
+        out = scaffold(text, scenario_id)
+    except PolicyInvalid as error:
+        for finding in error.findings:
+            print(f"{args.policy}:{finding.line}:{finding.column}: {finding.path}: {finding.message}", file=sys.stderr)
+        return 1
+    except (ValueError, AttributeError, TypeError) as error:
+        print(f"d4c scenario new: {args.policy}: {error}", file=sys.stderr)
+        return 1
+    if args.output is None:
+        sys.stdout.write(out)
+        return 0
+    if args.output.exists():
+        print(f"d4c scenario new: {args.output} exists; not overwriting it", file=sys.stderr)
+        return 2
+    args.output.write_text(out)
+    print(f"wrote {args.output}", file=sys.stderr)
+    return 0
 
 
 def _up_vm() -> bool:

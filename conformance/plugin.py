@@ -263,6 +263,9 @@ class ConformancePlugin:
         if written:
             terminalreporter.write_line(f"conformance report: {', '.join(str(p) for p in written)}")
 
+    def pytest_report_header(self, config: pytest.Config) -> list[str]:
+        return [f"conformance target: {self.target.describe()}"]
+
     def target_label(self) -> str:
         opt = self.config.option
         if opt.target == "command":

@@ -4,6 +4,8 @@ tier, or both, and says why when it cannot (the item is then skipped with that r
 from __future__ import annotations
 
 import shlex
+import shutil
+import subprocess
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +30,10 @@ class Target(ABC):
 
     def kernel_unavailable(self) -> str | None:
         return None
+
+    def describe(self) -> str:
+        """The target as the report header names it."""
+        return self.name
 
     def agent_adapter(self) -> AdapterSpec:
         # Only called when kernel_unavailable() returned None, which targets without a kernel
@@ -89,6 +95,19 @@ class EngineTarget(Target):
 
     def kernel_unavailable(self) -> str | None:
         return "--target engine runs the engine tier only"
+
+    def describe(self) -> str:
+        """Which program answers: the command resolved on PATH, and what its --version says."""
+        found = shutil.which(self.command[0])
+        if found is None:
+            return f"engine: {shlex.join(self.command)} (not found on PATH)"
+        try:
+            out = subprocess.run([found, *self.command[1:], "--version"], capture_output=True, text=True,
+                                 timeout=30, check=False)
+            version = (out.stdout or out.stderr).strip().splitlines()[0] if out.returncode == 0 else ""
+        except (OSError, subprocess.TimeoutExpired, IndexError):
+            version = ""
+        return f"engine: {shlex.join(self.command)} -> {found}" + (f" ({version})" if version else "")
 
 
 def make_target(name: str, adapter: str | None, engine_command: str) -> Target:

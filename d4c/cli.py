@@ -66,6 +66,12 @@ def _harden_std_streams() -> None:
         sys.stdout = _StdoutWhileRead(sys.stdout)  # type: ignore[assignment]
 
 
+def _version() -> str:
+    from reference_agent.metadata.host import agent_version
+
+    return agent_version() or "unknown"
+
+
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     """The whole parser, or, with `only`, one command's: importing every subsystem (jsonschema,
     docker, the BPF loader...) costs seconds under TCG, which `d4c agent run` should not pay."""
@@ -73,6 +79,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         prog="d4c",
         description="Defend for Containers policies: validate, evaluate, enforce, and check conformance.",
     )
+    parser.add_argument("--version", action="version", version=f"d4c {_version()}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for command, module in COMMAND_MODULES.items():
         if only is None or command == only:

@@ -1,8 +1,8 @@
-"""`d4c policy validate` and `d4c policy evaluate` (contract: docs/cli.md).
+"""`d4c policy validate|evaluate|explain|schema` (contract: docs/cli.md).
 
 Thin: argument parsing and output formatting around load_policy_file / parse_operations /
-evaluate. Exit codes: 0 ok, 1 invalid policy, 2 usage error, unreadable file or malformed
-operation. Bad input never produces a traceback.
+evaluate / explain. Exit codes: 0 ok, 1 invalid policy, 2 usage error, unreadable file or
+malformed operation; bad input gets one line naming the file.
 """
 
 from __future__ import annotations
@@ -13,10 +13,12 @@ import re
 import sys
 from typing import Any, TextIO
 
-from .loader import PolicyFileError, load_policy_file
+from .explain import explain, explain_text
+from .loader import PolicyFileError, load_policy_file, load_policy_text
 from .matcher import evaluate
 from .model import ValidationResult
 from .operation import OperationError, parse_operations
+from .schema import schema_path
 
 EXIT_OK = 0
 EXIT_INVALID = 1
@@ -33,10 +35,12 @@ def register(subparsers: Any) -> None:
 
     validate = commands.add_parser(
         "validate",
-        help="check a policy file (exit 0 valid, 1 invalid, 2 unreadable)",
-        description="Check a policy file against the policy language; report every problem with its line.",
+        help="check policy files (exit 0 valid, 1 invalid, 2 unreadable)",
+        description="Check policy files against the policy language; report every problem with its line. "
+                    "Several files: each is checked; exit 2 if any is unreadable, else 1 if any is invalid. "
+                    "`--format json` then prints a list of reports, each with its `file`.",
     )
-    validate.add_argument("file", metavar="FILE", help="the policy YAML file")
+    validate.add_argument("files", nargs="+", metavar="FILE", help="policy YAML files; `-` reads stdin")
     validate.add_argument(
         "--format", choices=("text", "json"), default="text", help="output format (default: text)"
     )
@@ -56,6 +60,27 @@ def register(subparsers: Any) -> None:
     )
     evaluate_.set_defaults(func=run_evaluate)
 
+    explain_ = commands.add_parser(
+        "explain",
+        help="why an operation gets its verdict: each selector's conditions, each response's outcome",
+        description="Per selector: each condition matched or failed (judged by the evaluator); per response: "
+                    "fired, excluded (and by which selector) or not matched; then the verdict of `evaluate`.",
+    )
+    explain_.add_argument("file", metavar="FILE", help="the policy YAML file")
+    explain_.add_argument("--operation", required=True, metavar="OP.json",
+                          help="the operation as JSON (an object or a list); `-` reads stdin")
+    explain_.add_argument("--format", choices=("text", "json"), default="text", help="output format (default: text)")
+    explain_.set_defaults(func=run_explain)
+
+    schema = commands.add_parser(
+        "schema",
+        help="print the policy JSON Schema (or, with --path, where it is)",
+        description="The JSON Schema (draft 2020-12) of the policy language, for editors: e.g. the YAML "
+                    "language server's modeline `# yaml-language-server: $schema=<the --path output>`.",
+    )
+    schema.add_argument("--path", action="store_true", help="print the schema file's path instead of its text")
+    schema.set_defaults(func=run_schema)
+
 
 def print_text_report(result: ValidationResult, filename: str, out: TextIO) -> None:
     """One line per problem: `FILE:LINE:COLUMN: PATH: MESSAGE` (errors, then warnings)."""
@@ -73,15 +98,40 @@ def _load(path: str, command: str) -> ValidationResult | None:
         return None
 
 
+def _load_one(name: str) -> ValidationResult | None:
+    if name != "-":
+        return _load(name, "validate")
+    try:
+        return load_policy_text(sys.stdin.read(), "<stdin>")
+    except UnicodeDecodeError:
+        print("d4c policy validate: <stdin>: not UTF-8 text", file=sys.stderr)
+        return None
+
+
 def run_validate(args: argparse.Namespace) -> int:
-    result = _load(args.file, "validate")
-    if result is None:
-        return EXIT_USAGE
-    if args.format == "json":
-        print(json.dumps(result.to_json(), indent=2))
-    else:
-        print_text_report(result, args.file, sys.stdout)
-    return EXIT_OK if result.valid else EXIT_INVALID
+    code = EXIT_OK
+    reports = []
+    for name in args.files:
+        shown = "<stdin>" if name == "-" else name
+        result = _load_one(name)
+        if result is None:
+            code = EXIT_USAGE
+            continue
+        if not result.valid and code == EXIT_OK:
+            code = EXIT_INVALID
+        if args.format == "json":
+            reports.append({"file": shown, **result.to_json()} if len(args.files) > 1 else result.to_json())
+        else:
+            print_text_report(result, shown, sys.stdout)
+    if args.format == "json" and reports:
+        print(json.dumps(reports if len(args.files) > 1 else reports[0], indent=2))
+    return code
+
+
+def run_schema(args: argparse.Namespace) -> int:
+    path = schema_path()
+    print(path if args.path else path.read_text(encoding="utf-8").rstrip("\n"))
+    return EXIT_OK
 
 
 _MAX_JSON_INT_DIGITS = 20  # an operation holds ids and names; no integer needs 64 bits more
@@ -146,8 +196,9 @@ def _read_operation_json(source: str) -> tuple[Any, str | None]:
         return None, f"{name}: invalid JSON: nesting too deep"
 
 
-def run_evaluate(args: argparse.Namespace) -> int:
-    result = _load(args.file, "evaluate")
+def _policy_and_operations(args: argparse.Namespace, command: str) -> tuple[Any, Any, list[Any]] | int:
+    """(policy, the operation JSON, parsed operations), or the exit code after one error line."""
+    result = _load(args.file, command)
     if result is None:
         return EXIT_USAGE
     if not result.valid or result.policy is None:
@@ -155,13 +206,33 @@ def run_evaluate(args: argparse.Namespace) -> int:
         return EXIT_INVALID
     obj, problem = _read_operation_json(args.operation)
     if problem is not None:
-        print(f"d4c policy evaluate: {problem}", file=sys.stderr)
+        print(f"d4c policy {command}: {problem}", file=sys.stderr)
         return EXIT_USAGE
     try:
-        operations = parse_operations(obj)
+        return result.policy, obj, parse_operations(obj)
     except OperationError as exc:
-        print(f"d4c policy evaluate: {exc}", file=sys.stderr)
+        print(f"d4c policy {command}: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    verdicts = [evaluate(result.policy, op).to_json() for op in operations]
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    loaded = _policy_and_operations(args, "evaluate")
+    if isinstance(loaded, int):
+        return loaded
+    policy, obj, operations = loaded
+    verdicts = [evaluate(policy, op).to_json() for op in operations]
     print(json.dumps(verdicts if isinstance(obj, list) else verdicts[0]))
+    return EXIT_OK
+
+
+def run_explain(args: argparse.Namespace) -> int:
+    loaded = _policy_and_operations(args, "explain")
+    if isinstance(loaded, int):
+        return loaded
+    policy, obj, operations = loaded
+    reports = [explain(policy, op) for op in operations]
+    if args.format == "json":
+        print(json.dumps(reports if isinstance(obj, list) else reports[0], indent=2))
+    else:
+        print("\n\n".join(explain_text(r) for r in reports))
     return EXIT_OK

@@ -48,6 +48,9 @@ _NAME_RE = re.compile(NAME_PATTERN)
 _DEGENERATE_PATH = re.compile(r"//|/\.\.?(/|$)|.(/)$")
 
 
+_TYPOGRAPHIC_QUOTES = frozenset("\u2018\u2019\u201a\u201b\u201c\u201d\u201e\u201f\u2032\u2033")
+
+
 @dataclass
 class _SelectorInfo:
     kind: str
@@ -282,6 +285,13 @@ class _Validator:
             what = "a string or an integer" if canonical == "processUserId" else "a string"
             self.error(path, item, "bad-type", f"`{label}` values must be {what}, not {_describe(item)}{_quote_hint(item)}")
             return None
+
+        if _TYPOGRAPHIC_QUOTES.intersection(raw):
+            # YAML quotes are ' and " only: a value pasted from a word processor keeps its curly
+            # quotes as characters, validates, and can never match (the seed's own example).
+            self.warn(path, item, "typographic-quote",
+                      f"{raw!r} contains typographic quotes, which YAML keeps as part of the value; "
+                      "use ' or \" to quote")
 
         if canonical == "operation":
             if raw not in OPERATIONS[kind]:
