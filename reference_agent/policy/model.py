@@ -295,6 +295,8 @@ class Section:
 class Policy:
     file: Section | None = None
     process: Section | None = None
+    # D32: Kibana's top-level `version`; says which schema wrote it, changes no verdict.
+    version: str | None = field(default=None, compare=False)
 
     def section(self, kind: str) -> Section | None:
         if kind == "file":

@@ -89,11 +89,14 @@ class _Validator:
             self.error("", root, "bad-type", f"a policy must be a mapping with `file` and/or `process`, not {_describe(root)}")
             return None
         present: dict[str, tuple[Node, Node]] = {}
+        version: str | None = None
         for key, value in root.value:
             if key.value in SECTION_KINDS:
                 present[key.value] = (key, value)
+            elif key.value == "version":
+                version = self.policy_version(value)
             else:
-                self.error(join("", _key_text(key)), key, "unknown-key", f"unknown key {_key_repr(key)}: a policy has only `file` and `process` (D1)")
+                self.error(join("", _key_text(key)), key, "unknown-key", f"unknown key {_key_repr(key)}: a policy has only `version`, `file` and `process` (D1, D32)")
         if not present:
             self.error("", root, "empty-policy", "the policy has neither a `file` nor a `process` section (D1)")
             return None
@@ -120,7 +123,14 @@ class _Validator:
             kind: Section(kind=kind, selectors=tuple(selectors[kind]), responses=tuple(responses[kind]))  # type: ignore[arg-type]
             for kind in present
         }
-        return Policy(file=sections.get("file"), process=sections.get("process"))
+        return Policy(file=sections.get("file"), process=sections.get("process"), version=version)
+
+    def policy_version(self, value: Node) -> str | None:
+        """D32: Kibana's top-level `version`, a non-empty string."""
+        if value.kind != "scalar" or not isinstance(value.value, str) or not value.value:
+            self.error("version", value, "bad-type", f"`version` must be a non-empty string, not {_describe(value)}{_quote_hint(value)} (D32)")
+            return None
+        return value.value
 
     def section_shape(self, kind: str, key: Node, value: Node) -> list[tuple[int, Node]] | None:
         """Check a section's shape; return its selector items (index, node), if a list."""
