@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 
+import d4c_yaml
 from conformance.adapters import reference
 
 _DEFAULT_OPERATION = {"file": "createFile", "process": "exec"}
@@ -97,7 +98,11 @@ def _flow(value: Any) -> str:
 
 def scaffold(policy_text: str, scenario_id: str) -> str:
     """The scenario file's text. Raises reference.PolicyInvalid / ValueError for a bad policy."""
-    policy = yaml.safe_load(policy_text)
+    reference.evaluate(policy_text, [])  # PolicyInvalid, with the validator's findings, first
+    try:
+        policy = d4c_yaml.load(policy_text)
+    except d4c_yaml.YamlError as error:
+        raise ValueError(str(error)) from None
     operations = []
     for kind in ("file", "process"):
         section = (policy or {}).get(kind) or {}

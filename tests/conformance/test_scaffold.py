@@ -39,7 +39,7 @@ def test_new_scenarios_from_the_librarys_policies_lint_and_pass(tmp_path, capsys
     assert count == len(written) and [p for p in problems if p.severity == "error"] == []
     assert main(["scenario", "new", "--policy", str(policy_file), "-o", str(written[-1])]) == 2  # never overwrites
     run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(ROOT / "conformance"),
-                          "--target", "reference", "-m", "engine", "--scenarios", str(tmp_path / "new")],
+                          "--target", "reference", "-m", "engine", "--library", str(tmp_path / "new")],
                          capture_output=True, text=True, cwd=ROOT)
     assert run.returncode == 0, run.stdout[-2000:]
     assert f"{len(written)} passed" in run.stdout
