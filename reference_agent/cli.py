@@ -2,9 +2,9 @@
 
 A short composition (agent.run_agent does the lifecycle): check the configuration and the
 policy first, so bad input gets its located one-line errors wherever it is run; then check that
-this kernel can enforce at all (BPF LSM active and an lsm program really loads, see
-kernel/support.py); then run the agent with the BPF backend until SIGTERM/SIGINT. SIGHUP or a
-change of the policy file reloads it (reload.py); an invalid new policy leaves the old one
+this kernel can enforce at all (BPF LSM active and the agent's own lsm programs load: they have
+been loading since the command's first line, kernel/preload.py); then run the agent with the
+BPF backend until SIGTERM/SIGINT. SIGHUP or a change of the policy file reloads it (reload.py); an invalid new policy leaves the old one
 enforcing.
 
 Exit codes: 0 stopped by SIGTERM/SIGINT, 1 invalid policy or cannot start (docker, BPF maps),
@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 if TYPE_CHECKING:  # imported where used: `d4c agent reload` runs once per scenario in the suite
     from reference_agent.config import AgentConfig
+    from reference_agent.kernel.preload import Preload
     from reference_agent.reload import LoadedPolicy
 
 EXIT_BAD_POLICY = 1
@@ -107,14 +108,20 @@ def preflight(policy_path: Path, config_path: str | None, err: TextIO) -> int | 
     return None
 
 
-def bpf_lsm_problem() -> str | None:
-    """Why this kernel cannot enforce, or None."""
+def bpf_lsm_problem(preload: Preload | None = None) -> str | None:
+    """Why this kernel cannot enforce, or None: the agent's own objects must load (`preload`,
+    whose loads started first thing; without it, loaded here and closed again)."""
     try:
-        from reference_agent.kernel import probe_bpf_lsm
+        from reference_agent.kernel.preload import Preload
     except (ImportError, OSError) as exc:  # libbpf.so missing: the ctypes binding cannot load
         return f"libbpf cannot be loaded: {exc}"
-    support = probe_bpf_lsm()
-    return None if support.available else support.reason
+    if preload is not None:
+        return preload.lsm_problem()
+    own = Preload()
+    try:
+        return own.lsm_problem()
+    finally:
+        own.close()
 
 
 def enforcing_line(loaded: LoadedPolicy, started: float) -> str:
@@ -126,15 +133,32 @@ def enforcing_line(loaded: LoadedPolicy, started: float) -> str:
 
 def run_agent_command(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None = None) -> int:
     started = time.monotonic()
-    out = out or sys.stdout
-    err = err or sys.stderr
+    # First: the kernel verifies the BPF objects on the other CPU while this one imports the
+    # agent and validates the policy (most of the start-up under TCG).
+    preload = _start_preload()
+    try:
+        return _run_agent(args, started, preload, out or sys.stdout, err or sys.stderr)
+    finally:
+        if preload is not None:
+            preload.close()  # what the backend did not take (a refused start)
+
+
+def _start_preload() -> Preload | None:
+    try:
+        from reference_agent.kernel.preload import Preload
+    except (ImportError, OSError):  # reported by bpf_lsm_problem, after the policy checks
+        return None
+    return Preload()
+
+
+def _run_agent(args: argparse.Namespace, started: float, preload: Preload | None, out: TextIO, err: TextIO) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, stream=err,
                         format="d4c agent: %(levelname)s: %(message)s")
     policy_path = Path(args.policy)
     failed = preflight(policy_path, args.config, err)
     if failed is not None:
         return failed
-    problem = bpf_lsm_problem()
+    problem = bpf_lsm_problem(preload)
     if problem is not None:
         print(f"d4c agent: BPF LSM programs cannot be loaded here: {problem}", file=err)
         return EXIT_NO_BPF_LSM
@@ -143,7 +167,7 @@ def run_agent_command(args: argparse.Namespace, out: TextIO | None = None, err: 
     from reference_agent.kernel import BpfBackend
 
     def backend(_config: AgentConfig) -> BpfBackend:
-        return BpfBackend(pin_dir=args.pin_dir)
+        return BpfBackend(pin_dir=args.pin_dir, preload=preload)
 
     # The process table (relatives, ends, executables of short-lived processes) is the
     # Agent's own: seeded from /proc at start, kept by the kernel's fork/exec/exit values.

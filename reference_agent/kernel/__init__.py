@@ -5,39 +5,42 @@ ctypes binding to libbpf, the policy→map compiler and ring-buffer record decod
     backend = BpfBackend()                       # agent.KernelBackend: file and process operations
     backend.apply_policy(policy, {cgroup_id: selector_names})
     for value in backend.poll(0.5): ...          # FileActivity | ProcessActivity | ProcessLifecycle
+
+The names below are imported on first use (PEP 562): `d4c agent run` starts loading the BPF
+objects (preload.py) before it imports the compiler, the enforcers and the policy package.
 """
 
-from reference_agent.kernel.backend import BpfBackend
-from reference_agent.kernel.compiler import (
-    CompiledFilePolicy,
-    CompileError,
-    compile_file_section,
-)
-from reference_agent.kernel.file_enforcer import FileEnforcer
-from reference_agent.kernel.libbpf import BpfError, BpfObject, RingBuffer
-from reference_agent.kernel.process_compiler import (
-    CompiledProcessPolicy,
-    compile_process_section,
-)
-from reference_agent.kernel.process_enforcer import ProcessEnforcer
-from reference_agent.kernel.records import RecordError, decode_file_event, decode_process_event
-from reference_agent.kernel.support import LsmSupport, probe_bpf_lsm
+from __future__ import annotations
 
-__all__ = [
-    "BpfBackend",
-    "BpfError",
-    "BpfObject",
-    "CompileError",
-    "CompiledFilePolicy",
-    "CompiledProcessPolicy",
-    "FileEnforcer",
-    "LsmSupport",
-    "ProcessEnforcer",
-    "RecordError",
-    "RingBuffer",
-    "compile_file_section",
-    "compile_process_section",
-    "decode_file_event",
-    "decode_process_event",
-    "probe_bpf_lsm",
-]
+import importlib
+from typing import Any
+
+_WHERE = {
+    "BpfBackend": "backend",
+    "BpfError": "libbpf",
+    "BpfObject": "libbpf",
+    "RingBuffer": "libbpf",
+    "CompileError": "compiler",
+    "CompiledFilePolicy": "compiler",
+    "compile_file_section": "compiler",
+    "CompiledProcessPolicy": "process_compiler",
+    "compile_process_section": "process_compiler",
+    "FileEnforcer": "file_enforcer",
+    "ProcessEnforcer": "process_enforcer",
+    "RecordError": "records",
+    "decode_file_event": "records",
+    "decode_process_event": "records",
+    "LsmSupport": "support",
+    "probe_bpf_lsm": "support",
+}
+
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value

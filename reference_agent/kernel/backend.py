@@ -2,7 +2,8 @@
 
 apply_policy compiles both sections first (a CompileError refuses the policy; the loaded one
 stays), loads and attaches file_hooks.bpf.o and process_hooks.bpf.o on the first call (in two
-threads: the kernel verifies both at once, on two CPUs; ctypes releases the GIL), and
+threads: the kernel verifies both at once, on two CPUs; ctypes releases the GIL; or takes them
+already loaded from a Preload that `d4c agent run` started before its imports), and
 afterwards switches the policy slots of both atomically (file_enforcer.py, process_enforcer.py).
 poll() drains both ring buffers and returns one batch in kernel timestamp order (an exec's
 lifecycle before a file activity of the new image; a fork/exec's lifecycle before its
@@ -23,6 +24,7 @@ from reference_agent.kernel.process_compiler import (
     CompiledProcessPolicy,
     compile_process_section,
 )
+from reference_agent.kernel.preload import Preload
 from reference_agent.kernel.process_enforcer import ProcessEnforcer
 from reference_agent.policy.model import Policy
 
@@ -37,12 +39,16 @@ def selector_bits(compiled: CompiledFilePolicy | CompiledProcessPolicy, names: I
 
 class BpfBackend:
     def __init__(self, object_path: str | None = None, process_object_path: str | None = None,
-                 pin_dir: str | os.PathLike[str] | None = None) -> None:
+                 pin_dir: str | os.PathLike[str] | None = None, preload: Preload | None = None) -> None:
         """`pin_dir`: pin maps and links there so the policy outlives this process, taking
-        over what an earlier agent pinned (kernel/pinning.py, D33); None: detach on close."""
+        over what an earlier agent pinned (kernel/pinning.py, D33); None: detach on close.
+        `preload`: where the objects are already being loaded (preload.py), used when nothing
+        is pinned (pinned maps must be reused before the load); else loaded on the first
+        apply_policy."""
         self._pin_dir = pin_dir
         self._object_path = object_path
         self._process_object_path = process_object_path
+        self._preload = preload
         self.enforcer: FileEnforcer | None = None
         self.process_enforcer: ProcessEnforcer | None = None
 
@@ -69,10 +75,21 @@ class BpfBackend:
         """Both objects loaded and attached at once; if either fails, neither stays loaded
         (pinned ones stay as the previous agent left them, or as this one switched them)."""
         pins = self._pin_dir
+        preload, self._preload = self._preload, None
+        if preload is not None and pins is not None:
+            preload.close()  # pinned maps are reused at load time: these loads cannot be used
+            preload = None
         with ThreadPoolExecutor(max_workers=2, thread_name_prefix="bpf-load") as pool:
-            file_side = pool.submit(FileEnforcer, compiled, self._object_path, pin_dir=pins, masks=masks)
-            process_side = pool.submit(ProcessEnforcer, compiled_process, self._process_object_path,
-                                       pin_dir=pins, masks=process_masks)
+            if preload is not None:
+                file_side = pool.submit(lambda: FileEnforcer(compiled, loaded=preload.take("file_hooks")))
+                process_side = pool.submit(lambda: ProcessEnforcer(compiled_process,
+                                                                   loaded=preload.take("process_hooks")))
+            else:
+                file_side = pool.submit(FileEnforcer, compiled, self._object_path, pin_dir=pins, masks=masks)
+                process_side = pool.submit(ProcessEnforcer, compiled_process, self._process_object_path,
+                                           pin_dir=pins, masks=process_masks)
+        if preload is not None:
+            preload.close()  # what an enforcer that failed did not take
         loaded = [f.result() for f in (file_side, process_side) if f.exception() is None]
         failed = [f.exception() for f in (file_side, process_side) if f.exception() is not None]
         if failed:
@@ -93,6 +110,9 @@ class BpfBackend:
         return values
 
     def close(self) -> None:
+        if self._preload is not None:  # never applied a policy
+            self._preload.close()
+            self._preload = None
         if self.process_enforcer is not None:
             self.process_enforcer.close()
             self.process_enforcer = None

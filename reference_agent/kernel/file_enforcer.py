@@ -23,6 +23,7 @@ from collections.abc import Mapping
 from reference_agent.activity import FileActivity
 from reference_agent.kernel import abi
 from reference_agent.kernel.compiler import CompiledFilePolicy
+from reference_agent.kernel.libbpf import BpfObject
 from reference_agent.kernel.loaded_program import U32 as _U32
 from reference_agent.kernel.loaded_program import U64 as _U64
 from reference_agent.kernel.loaded_program import LoadedProgram, StartTimes
@@ -38,10 +39,11 @@ class FileEnforcer(LoadedProgram[FileActivity]):
 
     def __init__(self, compiled: CompiledFilePolicy, object_path: str | None = None,
                  volume_mounts: KubeletVolumeMounts | None = None, *,
-                 pin_dir: str | os.PathLike[str] | None = None, masks: Mapping[int, int] | None = None) -> None:
+                 pin_dir: str | os.PathLike[str] | None = None, masks: Mapping[int, int] | None = None,
+                 loaded: BpfObject | None = None) -> None:
         self._volume_mounts = volume_mounts if volume_mounts is not None else KubeletVolumeMounts()
         self._file_mounts: frozenset[int] = frozenset()  # mount ids in the file_mounts map
-        super().__init__("file_hooks", object_path, "file_events", compiled, pin_dir, masks)
+        super().__init__("file_hooks", object_path, "file_events", compiled, pin_dir, masks, loaded)
 
     # -- policy ------------------------------------------------------------------------------
 

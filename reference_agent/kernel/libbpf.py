@@ -41,6 +41,15 @@ _PRINT_FN = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes
 _SAMPLE_FN = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t)
 
 
+def _libc() -> ctypes.CDLL:
+    # glibc's soname first: find_library runs `ldconfig -p` in a subprocess, a cost paid at
+    # every agent start (noticeable under TCG); it is only the fallback for other C libraries.
+    try:
+        return ctypes.CDLL("libc.so.6", use_errno=True)
+    except OSError:
+        return ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+
+
 class _Lib:
     """The loaded library with prototypes declared; one per process (see `lib()`)."""
 
@@ -49,7 +58,7 @@ class _Lib:
             self.c = ctypes.CDLL(_LIBBPF_NAME, use_errno=True)
         except OSError as exc:
             raise BpfError(errno_mod.ENOENT, f"cannot load {_LIBBPF_NAME} (Debian package libbpf1)") from exc
-        self.libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        self.libc = _libc()
         self._log: list[str] = []
         self._log_lock = threading.Lock()
         self._print_buf = ctypes.create_string_buffer(16 << 20)

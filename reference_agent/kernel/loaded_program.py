@@ -50,10 +50,14 @@ class LoadedProgram(Generic[V]):
 
     def __init__(self, name: str, object_path: str | None, ring_map: str, compiled: Any,
                  pin_dir: str | os.PathLike[str] | None = None,
-                 masks: Mapping[int, int] | None = None) -> None:
+                 masks: Mapping[int, int] | None = None, loaded: BpfObject | None = None) -> None:
         """`pin_dir`: keep maps and links pinned there (pinning.py, D33), taking over the
         state a previous agent left; `masks` (cgroup id -> selector bits of `compiled`) are
-        then part of the first switch, so no container is unenforced during the take-over."""
+        then part of the first switch, so no container is unenforced during the take-over.
+        `loaded`: the object already opened and loaded (preload.py; only without pin_dir,
+        whose maps are reused before the load); it becomes this one's."""
+        if loaded is not None and pin_dir is not None:
+            raise ValueError("a preloaded object cannot reuse pinned maps")
         self.compiled = compiled
         self._slot = 0  # the live slot; active_policy starts zeroed
         self._masks: dict[int, int] = {}  # cgroup id -> selector mask in the live slot
@@ -63,7 +67,7 @@ class LoadedProgram(Generic[V]):
         self._values: list[V] = []
         self._pins = PinnedState(pin_dir, name) if pin_dir is not None else None
         self.took_over = False  # True: a previous agent's pinned policy was replaced
-        self._open(name, object_path, ring_map, compiled, masks or {})
+        self._open(name, object_path, ring_map, compiled, masks or {}, loaded)
 
     def _write_policy(self, slot: int, compiled: Any) -> None:
         raise NotImplementedError
@@ -84,19 +88,20 @@ class LoadedProgram(Generic[V]):
                 self._masks[U64.unpack(key)[0]] = abi.ContainerSelectors.from_buffer_copy(value).selectors[self._slot]
 
     def _open(self, name: str, object_path: str | None, ring_map: str, compiled: Any,
-              masks: Mapping[int, int]) -> None:
+              masks: Mapping[int, int], loaded: BpfObject | None = None) -> None:
         """Open bpf/build/<name>.bpf.o (or object_path), load it, write the first policy
         (before attaching: a hook never runs without a policy), attach, pin."""
         t0 = time.perf_counter()
         path = object_path or bpf_object_path(name)
-        self.obj = BpfObject(path)
+        self.obj = loaded if loaded is not None else BpfObject(path)
         t1 = time.perf_counter()
         try:
             adopting = self._pins is not None and self._pins.has_maps()
             if self._pins is not None:
                 self._pins.reuse_maps(self.obj)
             try:
-                self.obj.load()
+                if loaded is None:
+                    self.obj.load()
             except BpfError as exc:
                 if not adopting:
                     raise

@@ -18,7 +18,7 @@ from collections.abc import Iterator, Mapping
 
 from reference_agent.activity import ProcessActivity, ProcessLifecycle
 from reference_agent.kernel import abi
-from reference_agent.kernel.libbpf import BpfError
+from reference_agent.kernel.libbpf import BpfError, BpfObject
 from reference_agent.kernel.loaded_program import U32 as _U32
 from reference_agent.kernel.loaded_program import U64 as _U64
 from reference_agent.kernel.loaded_program import LoadedProgram
@@ -70,10 +70,11 @@ class ProcessEnforcer(LoadedProgram[ProcessValue]):
     """One loaded process_hooks object. Use as a context manager; `close()` detaches."""
 
     def __init__(self, compiled: CompiledProcessPolicy, object_path: str | None = None, *,
-                 pin_dir: str | os.PathLike[str] | None = None, masks: Mapping[int, int] | None = None) -> None:
+                 pin_dir: str | os.PathLike[str] | None = None, masks: Mapping[int, int] | None = None,
+                 loaded: BpfObject | None = None) -> None:
         self._accounts: dict[int, dict[int, str]] = {}  # cgroup id -> its /etc/passwd
         self._user_keys: set[tuple[int, int, int]] = set()  # (cgroup, uid, slot) in user_names
-        super().__init__("process_hooks", object_path, "process_events", compiled, pin_dir, masks)
+        super().__init__("process_hooks", object_path, "process_events", compiled, pin_dir, masks, loaded)
 
     # -- policy ------------------------------------------------------------------------------
 

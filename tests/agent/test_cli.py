@@ -26,7 +26,7 @@ GOOD_POLICY = """file:
 
 
 def run(argv: list[str], monkeypatch: pytest.MonkeyPatch, probe: str | None = "lockdown") -> tuple[int, str, str]:
-    monkeypatch.setattr(cli, "bpf_lsm_problem", lambda: probe)
+    monkeypatch.setattr(cli, "bpf_lsm_problem", lambda preload=None: probe)
     args = build_parser().parse_args(argv)
     out, err = io.StringIO(), io.StringIO()
     code = cli.run_agent_command(args, out=out, err=err)

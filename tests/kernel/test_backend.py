@@ -11,6 +11,7 @@ import pytest
 from reference_agent.activity import FileActivity
 from reference_agent.kernel.backend import BpfBackend
 from reference_agent.kernel.compiler import CompileError
+from reference_agent.kernel.preload import Preload
 from reference_agent.kernel.support import cgroup_id
 
 from .policies import file_policy
@@ -34,10 +35,12 @@ def _write(path: str):
     return lambda: os.close(os.open(path, os.O_WRONLY))
 
 
-def test_policy_switch_refusal_and_names(bpf_lsm, sandbox):  # noqa: F811
+@pytest.mark.parametrize("preloaded", [False, True], ids=["loads-itself", "preloaded"])
+def test_policy_switch_refusal_and_names(bpf_lsm, sandbox, preloaded):  # noqa: F811
+    # preloaded: `d4c agent run`'s way, the objects loaded in the background before the policy
     cgroup, root = sandbox
     cgid = cgroup_id(cgroup)
-    backend = BpfBackend()
+    backend = BpfBackend(preload=Preload() if preloaded else None)
     try:
         backend.apply_policy(BLOCK_ETC, {cgid: frozenset({"etc"})})
         assert _in_sandbox(cgroup, root, _write("/etc/passwd"))[1] == errno.EPERM
