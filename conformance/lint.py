@@ -44,7 +44,8 @@ def lint(paths: Iterable[Path]) -> tuple[list[Problem], int]:
                 line, column = doc.position(("id",))
                 problems.append(Problem(path, line, column, f"id: {scenario_id!r} is also the id of {ids[scenario_id]}"))
             ids.setdefault(scenario_id, path)
-        for index, tag in enumerate(data.get("spec") or []):
+        spec = data.get("spec")
+        for index, tag in enumerate(spec if isinstance(spec, list) else []):  # else: a schema error
             if isinstance(tag, str) and catalog.TAG_PATTERN.match(tag) and tag not in catalog.BY_ID:
                 line, column = doc.position(("spec", index))
                 problems.append(Problem(path, line, column,

@@ -92,7 +92,7 @@ class AgentConfig:
 def _check_namespace(value: str) -> str | None:
     if not value:
         return "must not be empty"
-    if len(value.encode()) > 100:
+    if len(value.encode("utf-8", "surrogatepass")) > 100:  # "\ud800" is a str YAML allows
         return "longer than 100 bytes"
     if value != value.lower():
         return "must be lowercase"
@@ -104,8 +104,20 @@ def _check_namespace(value: str) -> str | None:
     return None
 
 
+def _encodable(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:  # YAML's "\ud800" escape makes such a str
+        return False
+    return True
+
+
 def _check_url(value: str) -> str | None:
-    parts = urlsplit(value)
+    try:
+        parts = urlsplit(value)
+        parts.hostname  # noqa: B018 - parses the netloc: `http://[x` raises here
+    except ValueError as exc:  # e.g. "Invalid IPv6 URL"
+        return f"not a URL: {exc}"
     if parts.scheme not in ("http", "https") or not parts.hostname:
         return "must be an http:// or https:// URL with a host"
     return None
@@ -170,6 +182,8 @@ def parse_config(text: str, file: str = "<config>") -> AgentConfig:
         value = _value(file, value_node, key)
         if value is None:
             continue  # explicit null = default
+        if isinstance(value, str) and not _encodable(value):
+            raise _fail(file, value_node, key, "must be UTF-8 text (a lone surrogate such as \"\\ud800\" is not)")
         if key in _BOOL_FIELDS:
             if not isinstance(value, bool):
                 raise _fail(file, value_node, key, f"must be true or false, got {value_node.value!r}")

@@ -163,6 +163,23 @@ def json_position(text: str, offset: int) -> tuple[int, int]:
     return line, offset - (text.rfind("\n", 0, offset) + 1) + 1
 
 
+def _too_deep_offset(text: str, depth: int = 500) -> int:
+    """Where brackets first nest `depth` deep (outside strings): where the parser gave up."""
+    level, in_string, escaped = 0, False, False
+    for offset, char in enumerate(text):
+        if in_string:
+            escaped, in_string = (False, True) if escaped else (char == "\\", char != '"')
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            level += 1
+            if level >= depth:
+                return offset
+        elif char in "]}":
+            level -= 1
+    return 0
+
+
 def _token_offset(text: str, token: str) -> int:
     """Where a refused number or constant first stands as a token (not inside a string)."""
     for match in re.finditer(re.escape(token), text):
@@ -185,6 +202,11 @@ def _read_operation_json(source: str) -> tuple[Any, str | None]:
         return None, f"cannot read {name}: {exc.strerror or exc}"
     except UnicodeDecodeError as exc:
         return None, f"{name}: not UTF-8 text (byte {exc.start})"
+    return read_operation_text(text, name)
+
+
+def read_operation_text(text: str, name: str) -> tuple[Any, str | None]:
+    """(parsed JSON, None) or (None, one-line error located at `name:LINE:COLUMN`)."""
     try:
         return json.loads(text, parse_int=_bounded_int, parse_constant=_no_constant), None
     except json.JSONDecodeError as exc:
@@ -193,7 +215,8 @@ def _read_operation_json(source: str) -> tuple[Any, str | None]:
         line, column = json_position(text, _token_offset(text, exc.token))
         return None, f"{name}:{line}:{column}: invalid JSON: {exc}"
     except RecursionError:
-        return None, f"{name}: invalid JSON: nesting too deep"
+        line, column = json_position(text, _too_deep_offset(text))
+        return None, f"{name}:{line}:{column}: invalid JSON: nesting too deep"
 
 
 def _policy_and_operations(args: argparse.Namespace, command: str) -> tuple[Any, Any, list[Any]] | int:

@@ -155,14 +155,14 @@ def test_evaluate_refuses_bad_operation_json_with_exit_2(tmp_path, operation, wh
         (b"id: &a [*a]\n", ":1:9:", "recursive alias"),
         (b"id: " + b"[" * 500 + b"]" * 500 + b"\n", ":1:", "nesting deeper than 64"),
         (b"id: x\ntitle: \xc3\x28\n", ":2:8:", "not UTF-8"),
+        (b"id: x\nspec: 2001-12-14t21:59:43.10-05:00\n", ":2:1:", "spec: datetime"),
     ],
 )
 def test_lint_reports_bad_yaml_in_one_located_line(tmp_path, text, where, words):
     (tmp_path / "s.yaml").write_bytes(text)
     done = d4c("scenario", "lint", "s.yaml", cwd=tmp_path)
     assert done.returncode == 1 and "Traceback" not in done.stderr + done.stdout
-    first = done.stdout.splitlines()[0]
-    assert first.startswith("s.yaml" + where) and words in first, done.stdout
+    assert any(line.startswith("s.yaml" + where) and words in line for line in done.stdout.splitlines()), done.stdout
 
 
 # --- the agent's config --------------------------------------------------------------------
@@ -177,6 +177,8 @@ def test_lint_reports_bad_yaml_in_one_located_line(tmp_path, text, where, words)
         ("stdout: !!bool maybe\n", "a.yaml:1:9: stdout: cannot read 'maybe' as bool"),
         ("namespace: !!python/object:os.system x\n", "a.yaml:1:12: yaml: tag !!python/object:os.system"),
         ("namespace: &n [*n]\n", "a.yaml:1:16: yaml: recursive alias"),
+        ('namespace: "\\ud800"\n', "a.yaml:1:12: namespace: must be UTF-8 text"),
+        ("elasticsearch_url: http://[x\n", "a.yaml:1:20: elasticsearch_url: not a URL: Invalid IPv6 URL"),
     ],
 )
 def test_config_refuses_what_is_no_setting(text, expected):
