@@ -87,7 +87,9 @@ def load_catalog(directory: Path = HERE) -> Catalog:
         for stream, fields in source["streams"].items():
             target = streams.setdefault(stream, {})
             for name, type_ in fields.items():
-                array = ecs[name].array if name in ecs else False
+                # ECS's "array" convention belongs to ECS's type: a package that maps the field
+                # as an object (flattened) wants one object, not ECS's array of keywords.
+                array = ecs[name].array if name in ecs and type_ not in _OBJECTS else False
                 target[name] = FieldType(type_, array, origin)
     return Catalog(ecs, allowed, streams, ecs_doc["version"], label)
 

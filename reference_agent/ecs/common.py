@@ -200,8 +200,9 @@ def container_fields(ctx: EventContext, container: ContainerInfo | None) -> dict
         if pod.ip:
             fields["orchestrator.resource.ip"] = [pod.ip]  # ECS: array of ip
         if pod.labels:
-            # ECS 8.x: orchestrator.resource.label is an array of "key:value" strings.
-            fields["orchestrator.resource.label"] = [f"{k}:{v}" for k, v in sorted(pod.labels.items())]
+            # An object {key: value}: Elastic's cloud_defend index templates map this field as
+            # `flattened`, which takes an object; ECS's "key:value" keyword array would not index (D31).
+            fields["orchestrator.resource.label"] = dict(sorted(pod.labels.items()))
         if ctx.cluster_id is not None:
             fields["orchestrator.cluster.id"] = ctx.cluster_id
         if ctx.cluster_name is not None:

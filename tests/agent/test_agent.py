@@ -111,7 +111,7 @@ def test_activities_become_ecs_lines_in_the_right_files(env):
     assert alert["file"]["path"] == "/usr/bin/evil"
     assert alert["container"]["id"] == CID and alert["container"]["image"]["name"] == "nginx"
     assert alert["orchestrator"]["namespace"] == "prod" and alert["orchestrator"]["cluster"]["name"] == "staging"
-    assert alert["orchestrator"]["resource"]["label"] == ["app:web"]
+    assert alert["orchestrator"]["resource"]["label"] == {"app": "web"}
     assert alert["@timestamp"] == "2023-11-14T22:13:30.000Z"
     assert processes[0]["process"]["args"] == ["sh", "-c", "x"]
     assert processes[0]["process"]["parent"]["executable"] == "/sbin/init"  # from the backend's table

@@ -160,7 +160,7 @@ def test_file_event_values_like_the_seed():
         "orchestrator.cluster.id": "12345", "orchestrator.cluster.name": "website",
         "orchestrator.namespace": "default", "orchestrator.resource.ip": ["172.18.0.6"],
         "orchestrator.resource.name": "webapp-proxy", "orchestrator.resource.type": "pod",
-        "orchestrator.resource.label": ["app:web"], "orchestrator.type": "kubernetes",
+        "orchestrator.resource.label": {"app": "web"}, "orchestrator.type": "kubernetes",
         "process.executable": "/usr/bin/vi", "process.name": "vi", "process.interactive": True,
         "process.pid": 1916234, "process.parent.pid": 1915529,
         "process.user.id": "0", "process.user.name": "root", "user.id": "0", "user.name": "root",

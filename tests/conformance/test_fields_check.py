@@ -80,9 +80,13 @@ def test_a_field_the_package_declares_for_another_stream_only_is_unknown():
 
 
 def test_flattened_package_fields_want_an_object():
-    # The package maps orchestrator.resource.label as flattened; ECS as an array of keywords.
+    # The package maps orchestrator.resource.label as flattened (an object); the agent writes one,
+    # and ECS's "key:value" keyword array is reported.
     doc = next(d for d in agent_documents(POD_CONTAINER) if d.data_stream == "logs-cloud_defend.file-default")
-    problems = [str(p) for p in check_document(doc.nested(), doc.data_stream)]
+    assert check_document(doc.nested(), doc.data_stream) == []
+    nested = doc.nested()
+    nested["orchestrator"]["resource"]["label"] = ["app:web"]
+    problems = [str(p) for p in check_document(nested, doc.data_stream)]
     assert problems == ['orchestrator.resource.label: flattened (cloud_defend 1.2.5) but holds "app:web"']
 
 

@@ -48,7 +48,7 @@ def event_for(attributes: dict, container_id: str, argv: list[str], stream: str)
         doc["orchestrator"] = {
             "namespace": attributes.get("io.kubernetes.pod.namespace"),
             "resource": {"name": attributes["io.kubernetes.pod.name"], "type": "pod",
-                         "labels": json.loads(attributes.get("annotation.d4c.conformance/pod-labels", "{}"))},
+                         "label": json.loads(attributes.get("annotation.d4c.conformance/pod-labels", "{}"))},
         }
     return doc
 
