@@ -13,7 +13,7 @@ outputs, around a kernel backend.
 codes, no traceback) given a backend factory.
 
 The kernel side implements `KernelBackend`. Its poll() yields FileActivity, ProcessActivity
-and ProcessLifecycle values (/work/coord/process-seam.md). The agent owns the process table
+and ProcessLifecycle values (docs/agent.md). The agent owns the process table
 (reference_agent.processes.ProcessTable, seeded from /proc at start) and the D20 EndLedger:
 
 - a ProcessLifecycle (fork/exec/exit of a container task) updates the table and writes nothing

@@ -1,5 +1,5 @@
 """FileActivity -> the ECS documents of the seed's "File Events" table (D23, D24, D25 and
-/work/coord/event-decisions.md)."""
+the project's event decisions in docs/spec.md)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """ProcessActivity -> the ECS documents of the seed's "Process Events" table (D20, D23, D24,
-D25 and /work/coord/event-decisions.md)."""
+D25 and the project's event decisions in docs/spec.md)."""
 
 from __future__ import annotations
 

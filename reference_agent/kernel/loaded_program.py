@@ -16,6 +16,7 @@ import struct
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, Generic, Self, TypeVar
 
@@ -40,7 +41,7 @@ class StartTimes:
     attach_s: float
 
 
-class LoadedProgram(Generic[V]):
+class LoadedProgram(ABC, Generic[V]):
     """One loaded BPF object whose ring buffer yields values of type V, enforcing a compiled
     policy section (`compiled.names` names its selector bits)."""
 
@@ -69,11 +70,13 @@ class LoadedProgram(Generic[V]):
         self.took_over = False  # True: a previous agent's pinned policy was replaced
         self._open(name, object_path, ring_map, compiled, masks or {}, loaded)
 
+    @abstractmethod
     def _write_policy(self, slot: int, compiled: Any) -> None:
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def set_policy(self, compiled: Any, masks: Mapping[int, int] | None = None) -> None:
-        raise NotImplementedError
+        ...
 
     def _adopt(self) -> None:
         """Take over pinned maps: learn the live slot and the masks stored for it, so the
@@ -130,8 +133,9 @@ class LoadedProgram(Generic[V]):
             raise
         self.times = StartTimes(open_s=t1 - t0, load_s=t2 - t1, attach_s=t3 - t2)
 
+    @abstractmethod
     def _decode(self, raw: bytes, selector_names: tuple[str, ...]) -> V:
-        raise NotImplementedError
+        ...
 
     def _on_record(self, raw: bytes) -> None:
         # Named by the policy of the slot that decided it, which may not be the live one.

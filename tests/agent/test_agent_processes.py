@@ -1,5 +1,5 @@
 """Agent.step with a fake kernel backend and a process table over a fake /proc: sequences of
-ProcessLifecycle + activity values (the kernel side's seam, /work/coord/process-seam.md) give
+ProcessLifecycle + activity values (the kernel side's seam, docs/agent.md) give
 exactly the expected documents: fork/exec with their tree, process.previous, D20 ends exactly
 once for emitted processes, blocked exec/fork alerts with `denied`, interactive sessions, and
 executables of exited processes filled from the table."""

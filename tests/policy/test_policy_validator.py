@@ -17,7 +17,7 @@ from reference_agent.policy import (
 
 from .cases import ERROR_CASES, NO_WARNING_CASES, VALID_CASES, WARNING_CASES, ErrorCase
 
-CONTRACT = Path("/work/shared/spec/cli-contract.md")
+CONTRACT = Path(__file__).resolve().parents[2] / ".." / "shared" / "spec" / "cli-contract.md"
 ALL_CODES = {
     "yaml-syntax", "empty-policy", "unknown-key", "missing-field", "bad-type", "empty-list",
     "bad-name", "duplicate-name", "no-condition", "condition-not-allowed", "unknown-operation",
