@@ -20,7 +20,7 @@ import threading
 from collections.abc import Mapping
 
 from reference_agent.kernel.libbpf import BpfError, BpfObject
-from reference_agent.kernel.support import LSM_LIST, bpf_object_path
+from reference_agent.kernel.support import bpf_object_path, lsm_list_problem
 
 OBJECTS = ("file_hooks", "process_hooks")
 
@@ -68,12 +68,9 @@ class Preload:
     def lsm_problem(self) -> str | None:
         """Why this kernel cannot enforce (BPF LSM not active, or an lsm program does not
         load), or None. Waits for file_hooks' load."""
-        try:
-            active = LSM_LIST.read_text().strip().split(",")
-        except OSError as exc:
-            return f"cannot read {LSM_LIST} ({exc.strerror}): securityfs missing or not root"
-        if "bpf" not in active:
-            return f"BPF LSM not active: {LSM_LIST} lists {','.join(active)}"
+        problem = lsm_list_problem()
+        if problem is not None:
+            return problem
         loading = self._loading["file_hooks"]
         if not os.path.isfile(loading.path):
             return f"{loading.path} is missing: run `make -C bpf` on the host"

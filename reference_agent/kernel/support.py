@@ -43,15 +43,23 @@ class LsmSupport:
     reason: str  # why not, or what was checked
 
 
-def probe_bpf_lsm() -> LsmSupport:
-    """BPF LSM must be in the active LSM list and an lsm program must load and attach: a
-    locked-down kernel lists `bpf` yet refuses the load (EPERM), as this project's host does."""
+def lsm_list_problem() -> str | None:
+    """Why the active LSM list rules BPF LSM out (unreadable, or no `bpf` in it), or None."""
     try:
         active = LSM_LIST.read_text().strip().split(",")
     except OSError as exc:
-        return LsmSupport(False, f"cannot read {LSM_LIST} ({exc.strerror}): securityfs missing or not root")
+        return f"cannot read {LSM_LIST} ({exc.strerror}): securityfs missing or not root"
     if "bpf" not in active:
-        return LsmSupport(False, f"BPF LSM not active: {LSM_LIST} lists {','.join(active)}")
+        return f"BPF LSM not active: {LSM_LIST} lists {','.join(active)}"
+    return None
+
+
+def probe_bpf_lsm() -> LsmSupport:
+    """BPF LSM must be in the active LSM list and an lsm program must load and attach: a
+    locked-down kernel lists `bpf` yet refuses the load (EPERM), as this project's host does."""
+    problem = lsm_list_problem()
+    if problem is not None:
+        return LsmSupport(False, problem)
     path = bpf_object_path("smoke")
     if not path.is_file():
         return LsmSupport(False, f"{path} is missing: run `make -C bpf` on the host")

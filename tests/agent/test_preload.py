@@ -13,7 +13,7 @@ from reference_agent.kernel.preload import Preload
 def test_a_missing_object_is_the_reason_and_raises_when_taken(tmp_path, monkeypatch):
     lsm = tmp_path / "lsm"
     lsm.write_text("lockdown,capability,bpf\n")
-    monkeypatch.setattr("reference_agent.kernel.preload.LSM_LIST", lsm)
+    monkeypatch.setattr("reference_agent.kernel.support.LSM_LIST", lsm)
     missing = tmp_path / "file_hooks.bpf.o"
     preload = Preload({"file_hooks": str(missing), "process_hooks": str(tmp_path / "process_hooks.bpf.o")})
     try:
@@ -28,7 +28,7 @@ def test_a_missing_object_is_the_reason_and_raises_when_taken(tmp_path, monkeypa
 def test_bpf_not_in_the_lsm_list_is_the_reason(tmp_path, monkeypatch):
     lsm = tmp_path / "lsm"
     lsm.write_text("lockdown,capability,apparmor\n")
-    monkeypatch.setattr("reference_agent.kernel.preload.LSM_LIST", lsm)
+    monkeypatch.setattr("reference_agent.kernel.support.LSM_LIST", lsm)
     preload = Preload()
     try:
         assert preload.lsm_problem() == f"BPF LSM not active: {lsm} lists lockdown,capability,apparmor"
@@ -40,7 +40,7 @@ def test_a_refused_load_is_the_reason(tmp_path, monkeypatch):
     # What a locked-down kernel that lists `bpf` does (this project's host): EPERM on load.
     lsm = tmp_path / "lsm"
     lsm.write_text("bpf\n")
-    monkeypatch.setattr("reference_agent.kernel.preload.LSM_LIST", lsm)
+    monkeypatch.setattr("reference_agent.kernel.support.LSM_LIST", lsm)
 
     def refuse(self):
         raise BpfError(1, "load of file_hooks.bpf.o")
