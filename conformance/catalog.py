@@ -1,4 +1,4 @@
-"""The spec clauses a scenario can pin: decisions D1..D27 and the seed's conditions.
+"""The spec clauses a scenario can pin: decisions D1..D33 and the seed's conditions.
 
 The conformance report lists every clause here, with the scenarios that pin it, so a clause
 that no scenario pins is visible. Tags in a scenario's `spec:` list use these ids.
@@ -45,6 +45,12 @@ _DECISIONS: tuple[tuple[str, str], ...] = (
     ("Responses and events", "event.action values, ECS types"),
     ("Limits and warnings", "limits: too-many / too-long"),
     ("Limits and warnings", "broad-block warnings"),
+    ("Matching", "paths resolved against the container's root"),
+    ("File operations", "every change that grants an execute bit is createExecutable"),
+    ("Matching", "complete paths; an incomplete one is flagged and decided fail-closed"),
+    ("Responses and events", "the seed's field names and Elastic's package names, ECS types"),
+    ("Policy document", "Kibana's later vocabulary: version, sessionLeaderName, execMemFd"),
+    ("Process operations", "enforcement outlives the agent process"),
 )
 
 DECISIONS: tuple[Clause, ...] = tuple(

@@ -155,7 +155,7 @@ def _schema_message(error: jsonschema.ValidationError) -> str:
         # Unquoted 0644 is an (octal) integer in YAML, 1000 an integer: both must be strings.
         return f"must be a quoted string, e.g. \"0644\" / \"1000\" (YAML read {error.instance!r})"
     if error.validator == "pattern" and len(error.absolute_path) == 2 and error.absolute_path[0] == "spec":
-        return f"{error.instance!r} is neither a decision id (D1..D27) nor a seed tag (seed.<section>...)"
+        return f"{error.instance!r} is neither a decision id (D1..D33) nor a seed tag (seed.<section>...)"
     return error.message
 
 

@@ -2,7 +2,7 @@
 
 Each run writes `results-<target>.json` into the report directory, then the matrix is rendered
 from every results file there, so running the suite once per target fills one column each.
-Every clause of the catalog (D1..D27 and the seed's conditions) is a row, with the scenarios
+Every clause of the catalog (D1..D33 and the seed's conditions) is a row, with the scenarios
 that pin it; a clause no scenario pins is flagged.
 """
 

@@ -78,6 +78,8 @@ def operation_for(kind: str, selector: dict[str, Any]) -> dict[str, Any]:
     leader: dict[str, Any] = {}
     if selector.get("sessionLeaderExecutable"):
         leader["executable"] = concrete_path(selector["sessionLeaderExecutable"][0])
+    if selector.get("sessionLeaderName") and "executable" not in leader:
+        leader["executable"] = f"/usr/bin/{selector['sessionLeaderName'][0]}"  # D32: its basename
     if selector.get("sessionLeaderInteractive") is not None:
         leader["interactive"] = bool(selector["sessionLeaderInteractive"])
     if leader:

@@ -67,6 +67,7 @@ def _static_only(selector: Selector) -> Selector:
     return dataclasses.replace(
         selector, operations=frozenset(), processExecutable=(), processName=(), processUserName=(),
         processUserId=(), sessionLeaderInteractive=None, sessionLeaderExecutable=(),
+        sessionLeaderName=(),
     )
 
 

@@ -38,6 +38,7 @@ _CLEARED = {
     "operations": frozenset(), "targetFilePath": (), "ignoreVolumeMounts": None, "ignoreVolumeFiles": None,
     "processExecutable": (), "processName": (), "processUserName": (), "processUserId": (),
     "sessionLeaderInteractive": None, "sessionLeaderExecutable": (),
+    "sessionLeaderName": (),
 }
 
 

@@ -9,7 +9,7 @@ responses fire is integer arithmetic. Nothing here is clever beyond that; the ru
 the spec states them:
 
 - a selector matches when the operation is of its section and one of its `operation`s (all
-  when absent, D5), happens in a container (D15), and EVERY condition holds (D10);
+  when absent, D5; `exec` includes `execMemFd`, D32), happens in a container (D15), and EVERY condition holds (D10);
 - a list condition holds when ANY of its values matches, except `orchestratorResourceLabel`
   where EVERY entry must match (D10, D14);
 - a response fires when one of its `match` selectors matched and none of its `exclude`
@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .model import ACTIONS, OPERATIONS, split_label
+from .model import ACTIONS, OPERATIONS, selects_operation, split_label
 from .operation import SLOT, Operation, parse_operation
 from .patterns import compile_alternation, path_pattern_regex, string_pattern_regex
 
@@ -143,6 +143,7 @@ def compile_selector(selector: Selector) -> CompiledSelector:
         add_values("process.user_name", selector.processUserName, None)
         add_values("process.executable", selector.processExecutable, "path")
         add_values("process.session_leader_executable", selector.sessionLeaderExecutable, "path")
+        add_values("process.session_leader_name", selector.sessionLeaderName, None)  # D32
 
     # Cheap checks first (set lookups and comparisons before regular expressions, the label
     # closure last): the order is irrelevant to the outcome (AND), not to speed.
@@ -173,7 +174,7 @@ def selector_matches(selector: Selector, operation: Operation) -> bool:
     compiled: CompiledSelector = selector._compiled
     if operation.kind != compiled.kind or operation.container is None:
         return False
-    if compiled.operations and operation.operation not in compiled.operations:
+    if not selects_operation(compiled.operations, operation.operation):
         return False
     return _checks_hold(compiled.needs, compiled.checks, operation)
 
@@ -212,7 +213,7 @@ def compile_section(section: Section) -> CompiledSection:
         op: tuple(
             _candidate(1 << i, s._compiled)
             for i, s in enumerate(section.selectors)
-            if not s.operations or op in s.operations
+            if selects_operation(s.operations, op)
         )
         for op in OPERATIONS[section.kind]
     }

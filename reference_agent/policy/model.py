@@ -25,7 +25,8 @@ FILE_OPERATIONS: tuple[str, ...] = (
     "modifyFile",
     "deleteFile",
 )
-PROCESS_OPERATIONS: tuple[str, ...] = ("fork", "exec")
+# D32: `execMemFd` is an exec whose program is a memfd (memfd_create) file; `exec` covers it too.
+PROCESS_OPERATIONS: tuple[str, ...] = ("fork", "exec", "execMemFd")
 OPERATIONS: dict[str, tuple[str, ...]] = {"file": FILE_OPERATIONS, "process": PROCESS_OPERATIONS}
 
 ACTIONS: tuple[str, ...] = ("log", "alert", "block")
@@ -55,6 +56,7 @@ PROCESS_CONDITIONS: tuple[str, ...] = (
     "processUserId",
     "sessionLeaderInteractive",
     "sessionLeaderExecutable",
+    "sessionLeaderName",  # D32
 )
 # Canonical condition names allowed per section (D4).
 SECTION_CONDITIONS: dict[str, tuple[str, ...]] = {
@@ -101,12 +103,24 @@ EXACT_CONDITIONS: frozenset[str] = frozenset(
         "processName",
         "processUserName",
         "processUserId",
+        "sessionLeaderName",
     }
 )
 ORCHESTRATOR_CONDITIONS: frozenset[str] = frozenset(
     name for name in COMMON_CONDITIONS if name.startswith("orchestrator")
 )
 ORCHESTRATOR_TYPES: tuple[str, ...] = ("kubernetes",)  # D6
+
+# D32: the operations a selector's `operation` entry covers besides itself.
+_COVERS: dict[str, frozenset[str]] = {"exec": frozenset({"exec", "execMemFd"})}
+
+
+def selects_operation(operations: frozenset[str], operation: str) -> bool:
+    """Whether a selector with these `operation` values (empty: all, D5) applies to `operation`:
+    an `exec` selector also applies to an `execMemFd` (D32), not the other way round."""
+    if not operations or operation in operations:
+        return True
+    return any(operation in _COVERS.get(op, ()) for op in operations)
 
 # D26: the limits of Elastic's own policy editor.
 MAX_SELECTORS = 64
@@ -202,6 +216,7 @@ class Selector:
     processUserId: tuple[str, ...] = ()  # integers in the YAML are normalised to strings
     sessionLeaderInteractive: bool | None = None
     sessionLeaderExecutable: tuple[str, ...] = ()
+    sessionLeaderName: tuple[str, ...] = ()  # D32: basenames of the leader's executable
     # Where it was written: not part of its meaning (two equal policies may differ in layout).
     line: int | None = field(default=None, compare=False)
     column: int | None = field(default=None, compare=False)

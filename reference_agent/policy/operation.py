@@ -58,6 +58,7 @@ class Process:
     user_id: str | None = None  # effective user (D16)
     user_name: str | None = None
     session_leader_executable: str | None = None
+    session_leader_name: str | None = None  # D32: basename of its executable unless given
     session_leader_interactive: bool | None = None
 
 
@@ -80,6 +81,7 @@ FACT_SLOTS: tuple[str, ...] = (
     "process.user_id",
     "process.user_name",
     "process.session_leader_executable",
+    "process.session_leader_name",
     "process.session_leader_interactive",
 )
 SLOT: dict[str, int] = {name: i for i, name in enumerate(FACT_SLOTS)}
@@ -88,7 +90,7 @@ SLOT: dict[str, int] = {name: i for i, name in enumerate(FACT_SLOTS)}
 @dataclass(frozen=True)
 class Operation:
     kind: str  # file | process
-    operation: str  # a file operation (D17) or fork/exec (D20)
+    operation: str  # a file operation (D17) or fork/exec/execMemFd (D20, D32)
     file: FileTarget | None = None
     container: Container | None = None  # None: a host process, matches nothing (D15)
     orchestrator: Orchestrator | None = None  # None: not managed by Kubernetes (D15)
@@ -304,18 +306,23 @@ def parse_operation(obj: Any, where: str = "operation") -> Operation:
             if isinstance(raw_id, bool) or not isinstance(raw_id, (int, str)):
                 raise OperationError(f"{user.where}.id: must be a string or an integer")
             user_id = str(raw_id)
-        leader = proc.sub("session_leader", ("executable", "interactive"))
+        leader = proc.sub("session_leader", ("executable", "name", "interactive"))
         interactive = None
         if leader is not None and leader.present("interactive"):
             interactive = leader.obj["interactive"]
             if not isinstance(interactive, bool):
                 raise OperationError(f"{leader.where}.interactive: must be true or false")
+        leader_executable = leader.path("executable") if leader else None
+        leader_name = leader.string("name") if leader else None
+        if leader_name is None and leader_executable is not None:
+            leader_name = posixpath.basename(leader_executable)  # D32, as D16 for the process
         process = Process(
             executable=executable,
             name=name,
             user_id=user_id,
             user_name=user.string("name") if user else None,
-            session_leader_executable=leader.path("executable") if leader else None,
+            session_leader_executable=leader_executable,
+            session_leader_name=leader_name,
             session_leader_interactive=interactive,
         )
 

@@ -442,6 +442,14 @@ ERROR_CASES: list[ErrorCase] = [
           responses:
             - {match: [a], actions: [log]}
         """, "D4"),
+    E("session-leader-name-in-file-selector", "condition-not-allowed", "file.selectors[0].sessionLeaderName", """
+        file:
+          selectors:
+            - name: a
+              sessionLeaderName: [bash]  #!
+          responses:
+            - {match: [a], actions: [log]}
+        """, "D4", "D32"),
     E("session-flag-in-file-selector", "condition-not-allowed", "file.selectors[0].sessionLeaderInteractive", """
         file:
           selectors:
@@ -479,6 +487,16 @@ ERROR_CASES: list[ErrorCase] = [
           responses:
             - {match: [a], actions: [log]}
         """, "D5"),
+    E("execMemFd-in-file-selector", "unknown-operation", "file.selectors[0].operation[1]", """
+        file:
+          selectors:
+            - name: a
+              operation:
+                - createExecutable
+                - execMemFd  #!
+          responses:
+            - {match: [a], actions: [log]}
+        """, "D5", "D32"),
     E("operation-case-matters", "unknown-operation", "process.selectors[0].operation[0]", """
         process:
           selectors:
@@ -704,6 +722,7 @@ ERROR_CASES: list[ErrorCase] = [
             ("file", "orchestratorClusterName", "stag*"),
             ("file", "orchestratorType", "kube*"),
             ("process", "processName", "ba*"),
+            ("process", "sessionLeaderName", "*sh"),
             ("process", "processUserName", "*"),
             ("process", "processUserId", "10*"),
             ("process", "kubernetesClusterId", "*"),
@@ -886,6 +905,28 @@ VALID_CASES: list[ValidCase] = [
             - match: [shells]
               actions: [log, alert]
         """, "D3", "D16"),
+    V("kibana-export", """
+        version: "8.14.0"
+        file:
+          selectors:
+            - name: executableChanges
+              operation: [createExecutable, modifyExecutable]
+          responses:
+            - match: [executableChanges]
+              actions: [alert]
+        process:
+          selectors:
+            - name: fromMemory
+              operation: [execMemFd]
+            - name: shellSessions
+              operation: [fork, exec]
+              sessionLeaderName: [bash, sh]
+          responses:
+            - match: [fromMemory]
+              actions: [alert, block]
+            - match: [shellSessions]
+              actions: [log]
+        """, "D32"),
     V("aliases", """
         file:
           selectors:

@@ -35,7 +35,7 @@ TAGS = ["latest", "1.*"]
 NAMESPACES = ["default", "prod-*"]
 LABELS = ["app:*", "app:web", "tier:", "owner:dro*"]
 FILE_OPS = ["createExecutable", "modifyExecutable", "createFile", "modifyFile", "deleteFile"]
-PROC_OPS = ["fork", "exec"]
+PROC_OPS = ["fork", "exec", "execMemFd"]
 
 
 def _sublist(values: list, min_size: int = 1) -> st.SearchStrategy:
@@ -64,6 +64,7 @@ def selector_body(draw, kind: str) -> dict:
             "processName": _sublist(["sh", "bash", "curl"]),
             "processUserId": _sublist([0, "0", 1000]),
             "sessionLeaderInteractive": st.booleans(),
+            "sessionLeaderName": _sublist(["sh", "bash"]),
         }
     names = draw(st.lists(st.sampled_from(sorted(options)), min_size=1, max_size=3, unique=True))
     return {name: draw(options[name]) for name in names}
@@ -112,6 +113,7 @@ def operations(draw) -> dict:
         op["process"] = {
             "executable": path,
             "user": {"id": draw(st.sampled_from(["0", "1000", "33"]))},
-            "session_leader": {"interactive": draw(st.booleans())},
+            "session_leader": {"interactive": draw(st.booleans()),
+                               "executable": draw(st.sampled_from(["/bin/sh", "/usr/bin/bash"]))},
         }
     return op

@@ -115,6 +115,17 @@ SELECTOR_CASES: list[tuple[str, str, dict, dict, bool]] = [
     ("D16-interactive-unknown", "process", {"sessionLeaderInteractive": False}, proc_op(process={"executable": "/bin/sh"}), False),
     ("D16-no-process-info", "process", {"processName": ["sh"]}, {k: v for k, v in proc_op().items() if k != "process"}, False),
     ("D16-no-process-info-operation-only", "process", {"operation": ["exec"]}, {k: v for k, v in proc_op().items() if k != "process"}, True),
+    # D32: sessionLeaderName (the leader executable's basename, exact) and execMemFd
+    ("D32-leader-name-basename", "process", {"sessionLeaderName": ["bash"]}, proc_op(), True),
+    ("D32-leader-name-other", "process", {"sessionLeaderName": ["sh"]}, proc_op(), False),
+    ("D32-leader-name-given", "process", {"sessionLeaderName": ["busybox"]}, proc_op(process={"executable": "/bin/ls", "session_leader": {"executable": "/bin/sh", "name": "busybox"}}), True),
+    ("D32-leader-name-not-path", "process", {"sessionLeaderName": ["bin/bash"]}, proc_op(), False),
+    ("D32-leader-name-unknown", "process", {"sessionLeaderName": ["bash"]}, proc_op(process={"executable": "/bin/ls"}), False),
+    ("D32-exec-covers-memfd", "process", {"operation": ["exec"]}, proc_op("/memfd:x (deleted)", "execMemFd"), True),
+    ("D32-memfd-only-memfd", "process", {"operation": ["execMemFd"]}, proc_op(), False),
+    ("D32-memfd-matches-memfd", "process", {"operation": ["execMemFd"]}, proc_op("/memfd:x (deleted)", "execMemFd"), True),
+    ("D32-fork-not-memfd", "process", {"operation": ["fork"]}, proc_op("/memfd:x (deleted)", "execMemFd"), False),
+    ("D32-no-operation-covers-memfd", "process", {"containerImageName": ["nginx"]}, proc_op("/memfd:x (deleted)", "execMemFd"), True),
     # D19: volume classes
     ("D19-mounts-root", "file", {"ignoreVolumeMounts": True}, file_op(mount="root"), True),
     ("D19-mounts-volume", "file", {"ignoreVolumeMounts": True}, file_op(mount="volume"), False),
