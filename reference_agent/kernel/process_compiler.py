@@ -114,6 +114,9 @@ def compile_process_section(policy: Policy) -> CompiledProcessPolicy:
     user_names: dict[str, int] = {}
     for bit, sel in enumerate(selectors):
         me = 1 << bit
+        if sel.sessionLeaderName or "execMemFd" in sel.operations:
+            raise CompileError(f"selector {sel.name}: sessionLeaderName and execMemFd (D32) are not "
+                               "enforced by this kernel program yet")
         for op_name, op_bit in abi.PROCESS_OP_BITS.items():
             if not sel.operations or op_name in sel.operations:
                 pol.op_selectors[op_bit.bit_length() - 1] |= me
