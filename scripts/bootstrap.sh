@@ -10,6 +10,7 @@ DEBIAN_PACKAGES=(
     openssl  # tests/agent: a self-signed TLS API server
     # VM: kernel + rootfs from Debian packages, booted under qemu
     qemu-system-x86 qemu-utils debootstrap e2fsprogs cpio xz-utils zstd busybox-static
+    kmod  # --kernel: depmod for another release's modules (dpkg-deb -x runs none)
     docker.io  # vm: a private host dockerd imports the container images into the VM image
     # eBPF: CO-RE objects and the libbpf the loader links against
     clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev gcc

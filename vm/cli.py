@@ -15,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-from vm import agent, machine
+from vm import agent, kernels, machine
 from vm.build import ensure_image
 from vm.errors import VmError
 from vm.paths import cache_root, checkout_root
@@ -66,24 +66,40 @@ def _image(rebuild: bool = False):
     return image
 
 
+def _bundle(release: str, rebuild: bool = False):
+    """The --kernel bundle (None for the image's own kernel); building one needs no root."""
+    if release != kernels.DEFAULT and (rebuild or kernels.cached_bundle(release) is None):
+        missing = [tool for tool in ("apt-get", "dpkg-deb", "depmod", "mkfs.ext4") if not shutil.which(tool)]
+        if missing:
+            raise VmError(f"missing tools: {', '.join(missing)} (run scripts/bootstrap.sh)")
+    return kernels.ensure_bundle(release, rebuild)
+
+
 def cmd_build(args: argparse.Namespace) -> int:
+    release = kernels.selected(args.kernel)
     _preflight(build=True)
     image = ensure_image(rebuild=args.rebuild)
-    print(f"{image.directory} (image {image.key}, kernel {image.kernel_version})")
+    bundle = _bundle(release, args.rebuild)
+    if bundle:
+        print(f"{image.directory} (image {image.key}) with {bundle.directory} (kernel {release}: {bundle.version})")
+    else:
+        print(f"{image.directory} (image {image.key}, kernel {image.kernel_version})")
     return 0
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     argv = command_argv(args.cmd)
     env = parse_env(args.env)
+    release = kernels.selected(args.kernel)
     _preflight(build=False)
     checkout = checkout_root()
     image = _image(args.rebuild)
+    bundle = _bundle(release, args.rebuild)
     env.setdefault("PYTHONPATH", str(checkout))
     running = machine.load(machine.persistent_dir(checkout))
-    if running and running.image_key != image.key:
-        say(f"the running VM (d4c vm up) has image {running.image_key}, the current one is {image.key}: "
-            "booting a fresh VM for this command (d4c vm down; d4c vm up to switch)")
+    if running and (running.image_key, running.kernel) != (image.key, release):
+        say(f"the running VM (d4c vm up) has image {running.image_key}, kernel {running.kernel}; this command "
+            f"wants {image.key}, kernel {release}: booting a fresh VM for it (d4c vm down; d4c vm up to switch)")
         running = None
     if running:
         return agent.run(running.port, argv, env, guest_cwd(checkout, Path.cwd()), wait_docker=not args.no_docker,
@@ -91,7 +107,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     _remove_stale_run_dirs()
     state_dir = cache_root() / "machines" / f"run-{os.getpid()}"
     try:
-        vm = machine.boot(image, checkout, state_dir)
+        vm = machine.boot(image, checkout, state_dir, bundle)
     except VmError:
         if (state_dir / "console.log").exists():  # `d4c vm console --log` shows it afterwards
             shutil.copyfile(state_dir / "console.log", cache_root() / "machines" / "last-run.console.log")
@@ -117,18 +133,21 @@ def _remove_stale_run_dirs() -> None:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
+    release = kernels.selected(args.kernel)
     _preflight(build=False)
     checkout = checkout_root()
     image = _image(args.rebuild)
+    bundle = _bundle(release, args.rebuild)
     state_dir = machine.persistent_dir(checkout)
     running = machine.load(state_dir)
-    if running and running.image_key == image.key:
-        print(f"already running: pid {running.pid}, port {running.port} ({state_dir})")
+    if running and (running.image_key, running.kernel) == (image.key, release):
+        print(f"already running: pid {running.pid}, port {running.port}, kernel {release} ({state_dir})")
         return 0
     if running:
-        say(f"stopping the running VM: its image {running.image_key} is not the current {image.key}")
+        say(f"stopping the running VM: its image {running.image_key}, kernel {running.kernel} is not "
+            f"the wanted {image.key}, kernel {release}")
         machine.stop(running)
-    vm = machine.boot(image, checkout, state_dir)
+    vm = machine.boot(image, checkout, state_dir, bundle)
     print(f"up: pid {vm.pid}, accel {vm.accel}, port {vm.port}, console log {vm.console_log}")
     return 0
 
@@ -151,7 +170,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         return 3
     info = agent.ping(running.port) or {}
     print(f"running: pid {running.pid}, accel {running.accel}, port {running.port}, "
-          f"up {time.time() - running.started:.0f}s, image {running.image_key}")
+          f"up {time.time() - running.started:.0f}s, image {running.image_key}, --kernel {running.kernel}")
     print(f"  checkout {running.checkout}, console log {running.console_log}")
     if info:
         print(f"  kernel {info.get('kernel')}, lsm {info.get('lsm')}, docker ready: {info.get('docker')}")
@@ -193,6 +212,13 @@ def _guarded(func):
     return wrapper
 
 
+def _kernel_option(parser: argparse.ArgumentParser) -> None:
+    # No argparse choices: an unknown value (option or $D4C_VM_KERNEL) gets kernels.selected's message.
+    parser.add_argument("--kernel", metavar="|".join(kernels.SUITES), default=None,
+                        help=f"Debian kernel to boot (default ${kernels.ENV}, else {kernels.DEFAULT}): "
+                        + ", ".join(f"{k} {s}" for k, s in kernels.SUITES.items()))
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     vm = subparsers.add_parser("vm", help="BPF-LSM virtual machine: build, run commands, up/down",
                                description="A Debian VM whose kernel enforces BPF LSM (docs/vm.md).")
@@ -200,19 +226,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     build = sub.add_parser("build", help="build (or reuse) the cached VM image")
     build.add_argument("--rebuild", action="store_true", help="build even if a cached image exists")
+    _kernel_option(build)
     build.set_defaults(func=_guarded(cmd_build))
 
     run = sub.add_parser("run", help="run a command as root in the VM, exit with its exit code",
-                         usage="d4c vm run [--env K=V]... [--no-docker] [--rebuild] [--] CMD [ARG...]")
+                         usage="d4c vm run [--env K=V]... [--no-docker] [--rebuild] [--kernel K] [--] CMD [ARG...]")
     run.add_argument("--env", action="append", default=[], metavar="K=V", help="environment for CMD (repeatable)")
     run.add_argument("--rebuild", action="store_true", help="rebuild the image first")
     run.add_argument("--no-docker", action="store_true",
                      help="start CMD without waiting for the guest's dockerd (saves ~15 s after a boot)")
+    _kernel_option(run)
     run.add_argument("cmd", nargs=argparse.REMAINDER, help="the command and its arguments")
     run.set_defaults(func=_guarded(cmd_run))
 
     up = sub.add_parser("up", help="boot a VM that later `d4c vm run` commands reuse")
     up.add_argument("--rebuild", action="store_true", help="rebuild the image first")
+    _kernel_option(up)
     up.set_defaults(func=_guarded(cmd_up))
 
     down = sub.add_parser("down", help="power off the VM started by `d4c vm up`")

@@ -24,6 +24,8 @@ from vm import accel as accel_mod
 from vm import agent
 from vm.agent import console_tail
 from vm.build import Image
+from vm.kernels import DEFAULT as DEFAULT_KERNEL
+from vm.kernels import Bundle
 from vm.errors import VmError
 from vm.paths import cache_root
 from vm.progress import say
@@ -48,6 +50,7 @@ class Machine:
     image_key: str
     checkout: str
     started: float
+    kernel: str = DEFAULT_KERNEL  # the --kernel release it booted
 
     @property
     def console_log(self) -> Path:
@@ -65,16 +68,18 @@ def persistent_dir(checkout: Path) -> Path:
     return cache_root() / "machines" / hashlib.sha256(f"{checkout}\0{name}".encode()).hexdigest()[:12]
 
 
-def kernel_cmdline(checkout: Path) -> str:
+def kernel_cmdline(checkout: Path, bundle: Bundle | None = None) -> str:
     # Values may contain spaces: the guest agent percent-decodes d4c.* values.
     words = [f"d4c.checkout={urllib.parse.quote(str(checkout), safe='/')}"]
+    if bundle and bundle.lsm:
+        words.insert(0, f"lsm={bundle.lsm}")
     if os.environ.get("D4C_VM_DOCKERD_ARGS"):
         words.append(f"d4c.dockerd={urllib.parse.quote(os.environ['D4C_VM_DOCKERD_ARGS'], safe='')}")
     return "console=ttyS0 root=/dev/vda rw panic=-1 " + " ".join(words)
 
 
 def qemu_command(image: Image, overlay: Path, checkout: Path, port: int, accel: str, cpus: int,
-                 console_log: Path) -> list[str]:
+                 console_log: Path, bundle: Bundle | None = None) -> list[str]:
     cpu = "host" if accel == "kvm" else "max"
     # Single-threaded TCG: with thread=multi the guest livelocked (soft lockups in
     # __alloc_pages at a jump-label NOP) when runc's first cgroup flipped kernel static keys,
@@ -87,9 +92,11 @@ def qemu_command(image: Image, overlay: Path, checkout: Path, port: int, accel: 
         "-display", "none", "-monitor", "none", "-no-reboot",
         "-serial", f"file:{console_log}",
         # The uncompressed ELF boots through PVH: no XZ decompression under TCG.
-        "-kernel", str(image.vmlinux), "-initrd", str(image.initrd),
-        "-append", kernel_cmdline(checkout),
+        "-kernel", str((bundle or image).vmlinux), "-initrd", str((bundle or image).initrd),
+        "-append", kernel_cmdline(checkout, bundle),
         "-drive", f"file={overlay},if=virtio,format=qcow2,cache=unsafe",
+        # The other kernel's modules, /dev/vdb; read-only, so VMs booted at once share it.
+        *(["-drive", f"file={bundle.modules},if=virtio,format=raw,readonly=on"] if bundle else []),
         "-virtfs", f"local,path={checkout},mount_tag=checkout,security_model=none,multidevs=remap",
         # User-mode network, restricted (no route out), with the agent's port forwarded.
         "-netdev", f"user,id=net0,restrict=on,hostfwd=tcp:127.0.0.1:{port}-10.0.2.15:{GUEST_AGENT_PORT}",
@@ -133,7 +140,8 @@ def load(state_dir: Path) -> Machine | None:
     return machine
 
 
-def _start(image: Image, checkout: Path, state_dir: Path, accel: str, timeout: float) -> Machine:
+def _start(image: Image, checkout: Path, state_dir: Path, accel: str, timeout: float,
+           bundle: Bundle | None) -> Machine:
     state_dir.mkdir(parents=True, exist_ok=True)
     overlay = state_dir / "overlay.qcow2"
     overlay.unlink(missing_ok=True)
@@ -144,7 +152,7 @@ def _start(image: Image, checkout: Path, state_dir: Path, accel: str, timeout: f
     console = state_dir / "console.log"
     console.write_text("")
     port = _free_port()
-    command = qemu_command(image, overlay, checkout, port, accel, os.cpu_count() or 1, console)
+    command = qemu_command(image, overlay, checkout, port, accel, os.cpu_count() or 1, console, bundle)
     with (state_dir / "qemu.log").open("wb") as qemu_log:
         proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=qemu_log, stderr=subprocess.STDOUT,
                                 start_new_session=True)
@@ -162,19 +170,20 @@ def _start(image: Image, checkout: Path, state_dir: Path, accel: str, timeout: f
             proc.wait()
             raise BootFailed(f"the guest agent did not answer within {timeout:.0f}s")
         time.sleep(0.25)
-    machine = Machine(str(state_dir), proc.pid, port, accel, image.key, str(checkout), started)
+    machine = Machine(str(state_dir), proc.pid, port, accel, image.key, str(checkout), started,
+                      bundle.release if bundle else DEFAULT_KERNEL)
     (state_dir / "machine.json").write_text(json.dumps(asdict(machine), indent=2) + "\n")
     return machine
 
 
-def boot(image: Image, checkout: Path, state_dir: Path) -> Machine:
+def boot(image: Image, checkout: Path, state_dir: Path, bundle: Bundle | None = None) -> Machine:
     """Boot a VM and wait for its agent; KVM if it works here (probed once), else TCG."""
     accel, probing, why = accel_mod.plan()
     began = time.monotonic()
     if probing:
         say(f"acceleration: trying kvm ({why})")
         try:
-            machine = _start(image, checkout, state_dir, "kvm", accel_mod.KVM_PROBE_SECONDS)
+            machine = _start(image, checkout, state_dir, "kvm", accel_mod.KVM_PROBE_SECONDS, bundle)
         except BootFailed as failure:
             accel_mod.save_verdict("tcg", f"guest did not boot under KVM: {failure}")
             say(f"acceleration: tcg (the guest did not boot under KVM: {failure}; verdict cached)")
@@ -185,10 +194,11 @@ def boot(image: Image, checkout: Path, state_dir: Path) -> Machine:
             return machine
     else:
         say(f"acceleration: {accel} ({why})")
-    say(f"boot ({accel}, {os.cpu_count()} vCPUs, {memory_mb()} MB) ...")
+    say(f"boot ({accel}, {os.cpu_count()} vCPUs, {memory_mb()} MB, "
+        f"kernel {bundle.version if bundle else image.kernel_version}) ...")
     t0 = time.monotonic()
     try:
-        machine = _start(image, checkout, state_dir, accel, BOOT_TIMEOUT)
+        machine = _start(image, checkout, state_dir, accel, BOOT_TIMEOUT, bundle)
     except BootFailed as failure:
         raise VmError(f"boot failed: {failure}; serial console log: {state_dir / 'console.log'}",
                       detail=console_tail(state_dir / "console.log")) from None

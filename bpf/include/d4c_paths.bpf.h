@@ -214,8 +214,18 @@ struct match_ctx {
 	__s32 p, s, sp, ss, dp, ds;
 };
 
-static long match_step(__u32 iter, struct match_ctx *c)
+/* The matcher's state lives in a per-CPU map, not on the caller's stack: since 6.7 the
+ * verifier checks a bpf_loop callback as a loop over the caller's stack contents, and with the
+ * state there it tracked each step's exact positions until it gave up ("The sequence of 8193
+ * jumps is too complex" on 6.12 and 7.x). Read from a map value, every field is an unknown
+ * bounded scalar, so one pass over the callback covers every step, on every kernel. */
+D4C_PERCPU_SCRATCH(struct match_ctx, d4c_match_scratch, d4c_match_state)
+
+static long match_step(__u32 iter, void *unused)
 {
+	struct match_ctx *c = d4c_match_state();
+	if (!c)
+		return 1;
 	if (c->i >= c->n || c->i >= D4C_MAX_PATTERNS)
 		return 1;
 	struct d4c_path_pattern *pat = d4c_pattern(c->base + c->i);
@@ -290,12 +300,15 @@ static long match_step(__u32 iter, struct match_ctx *c)
 static __always_inline int d4c_match_path(__u32 which, __u32 len, __u64 need, __u32 n, __u32 base,
 					  __u64 *matched)
 {
-	struct match_ctx c = {
+	struct match_ctx *c = d4c_match_state();
+	if (!c)
+		return 0;
+	*c = (struct match_ctx){
 		.need = need, .which = which, .n = n, .fresh = 1, .base = base, .slen = len,
 	};
-	bpf_loop(MATCH_MAX_STEPS, match_step, &c, 0);
-	*matched = c.matched;
-	return c.i >= c.n;
+	bpf_loop(MATCH_MAX_STEPS, match_step, 0, 0);
+	*matched = c->matched;
+	return c->i >= c->n;
 }
 
 #endif /* D4C_PATHS_BPF_H */

@@ -18,6 +18,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Self
 
+from reference_agent.kernel.kernel_compat import KernelFunctions, attach_target, traced_function
+
 _LIBBPF_NAME = "libbpf.so.1"  # Debian 12 package libbpf1 (1.1.x); ABI-stable across 1.x
 
 
@@ -75,6 +77,11 @@ class _Lib:
             "bpf_program__name": (cp, [vp]),
             "bpf_program__attach": (vp, [vp]),
             "bpf_program__set_autoload": (i, [vp, ctypes.c_bool]),
+            "bpf_program__section_name": (cp, [vp]),
+            "bpf_program__autoload": (ctypes.c_bool, [vp]),
+            "bpf_program__set_attach_target": (i, [vp, i, cp]),
+            "btf__load_vmlinux_btf": (vp, []),
+            "btf__find_by_name_kind": (i, [vp, cp, u32]),
             "bpf_link__destroy": (i, [vp]),
             "bpf_link__pin": (i, [vp, cp]),
             "bpf_object__next_map": (vp, [vp, vp]),
@@ -103,6 +110,7 @@ class _Lib:
         self.libc.vsnprintf.argtypes = [ctypes.c_char_p, ctypes.c_size_t, ctypes.c_char_p, ctypes.c_void_p]
         self.libc.vsnprintf.restype = ctypes.c_int
         c.libbpf_set_print(self._print_cb)
+        self.functions = KernelFunctions(c)
 
     def _on_print(self, level: int, fmt: bytes, args: int) -> int:
         # va_list is an array type on x86-64, so it arrives as a pointer vsnprintf accepts.
@@ -287,8 +295,23 @@ class BpfObject:
             raise BpfError(errno_mod.ENOENT, f"program {program} in {self.path.name}")
         lib().c.bpf_program__set_autoload(prog, autoload)
 
+    def _retarget_renamed(self) -> None:
+        """fentry/fexit programs whose function this kernel knows by another name (kernel_compat)."""
+        L = lib()
+        prog = L.c.bpf_object__next_program(self.ptr, None)
+        while prog:
+            function = traced_function(L.c.bpf_program__section_name(prog).decode())
+            if function and L.c.bpf_program__autoload(prog):
+                other = attach_target(function, L.functions.has)
+                if other:
+                    ret = L.c.bpf_program__set_attach_target(prog, 0, other.encode())
+                    if ret < 0:
+                        raise BpfError(_errno_of(ret), f"retarget of {function} to {other}")
+            prog = L.c.bpf_object__next_program(self.ptr, prog)
+
     def load(self) -> None:
         L = lib()
+        self._retarget_renamed()
         with L.capture() as log:
             ret = L.c.bpf_object__load(self.ptr)
         if ret < 0:

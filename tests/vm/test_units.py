@@ -150,7 +150,7 @@ def test_vmlinux_is_found_after_the_bzimage_stub():
 
 
 def test_non_kernel_is_rejected():
-    with pytest.raises(VmError, match="no XZ-compressed ELF"):
+    with pytest.raises(VmError, match="no XZ- or zstd-compressed ELF"):
         kernel.extract_vmlinux(b"MZ" + lzma.compress(b"not an elf", format=lzma.FORMAT_XZ))
 
 

@@ -1,0 +1,62 @@
+"""What differs between the kernels the programs load on, settled before each load.
+
+CO-RE already relocates field offsets; what it cannot do is follow a traced kernel function
+that was renamed. 7.x renamed do_filp_open to do_file_open (same arguments, same role: every
+open returns through it), so an fentry/fexit program naming a function the running kernel's
+BTF lacks is retargeted to the function's other name before the load. The programs mean the
+same on every kernel; only where libbpf attaches them changes.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import logging
+
+log = logging.getLogger(__name__)
+
+# A traced function -> its names on other kernels, newest first.
+RENAMED_FUNCTIONS: dict[str, tuple[str, ...]] = {"do_filp_open": ("do_file_open",)}
+TRACING_SECTIONS = ("fentry/", "fexit/", "fmod_ret/")
+_BTF_KIND_FUNC = 12
+
+
+def traced_function(section: str) -> str | None:
+    """The kernel function an fentry/fexit/fmod_ret section names, else None."""
+    for prefix in TRACING_SECTIONS:
+        if section.startswith(prefix):
+            return section.removeprefix(prefix)
+    return None
+
+
+class KernelFunctions:
+    """Which functions the running kernel's BTF has (parsed once per process, on first use)."""
+
+    def __init__(self, c: ctypes.CDLL) -> None:
+        self._c = c
+        self._btf: int | None = None
+
+    def _vmlinux(self) -> int | None:
+        if self._btf is None:
+            ptr = self._c.btf__load_vmlinux_btf()
+            self._btf = ptr or 0
+        return self._btf or None
+
+    @functools.cache
+    def has(self, name: str) -> bool | None:
+        """True/False from the kernel's BTF; None when it cannot be read (then nothing is
+        retargeted and the load reports the real problem)."""
+        btf = self._vmlinux()
+        if btf is None:
+            return None
+        return self._c.btf__find_by_name_kind(btf, name.encode(), _BTF_KIND_FUNC) > 0
+
+
+def attach_target(function: str, has) -> str | None:
+    """The name to attach to instead of `function`, or None to keep it."""
+    if function not in RENAMED_FUNCTIONS or has(function) is not False:
+        return None
+    other = next((name for name in RENAMED_FUNCTIONS[function] if has(name)), None)
+    if other:
+        log.info("kernel function %s is %s on this kernel: attaching there", function, other)
+    return other
