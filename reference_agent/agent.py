@@ -73,6 +73,7 @@ from reference_agent.policy import Policy
 from reference_agent.processes import EndLedger, ProcessTable
 from reference_agent.control import READY_FILE
 from reference_agent.reload import LoadedPolicy, PolicyHolder, PolicyRejected
+from reference_agent.status import StatusReporter
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +86,9 @@ END_TRACE_POINT = "sched_process_exit"  # cloud_defend.trace_point of the end ev
 # Lost exits (ring buffer full) leave processes in the table and debts in the ledger; /proc is
 # compared with the table this often to close them (one walk of the table's live pids).
 RECONCILE_INTERVAL_S = 60.0
+# At stop, what the ring buffers still hold is decoded and written for at most this long (a
+# workload still flooding them could otherwise keep the agent from ever stopping).
+FINAL_DRAIN_S = 5.0
 
 
 class KernelBackend(Protocol):
@@ -100,6 +104,11 @@ class KernelBackend(Protocol):
         timestamp order, a fork/exec's ProcessLifecycle before its ProcessActivity."""
 
     def close(self) -> None: ...
+
+    def counters(self) -> Mapping[str, Mapping[str, int]]:
+        """Kernel counters per program ("file", "process" -> name -> value, monotonic since
+        the programs were loaded); `ringbuf_full` = records lost to a full ring buffer,
+        `events` = records committed, `blocks` = operations refused. {} = none known."""
 
 
 class Agent:
@@ -117,7 +126,7 @@ class Agent:
         self.config = config
         self.backend = backend
         self.policy = PolicyHolder(policy_path, self._apply, prepare=self._refresh_containers,
-                                   on_accepted=self._write_ready)
+                                   on_accepted=self._accepted)
         if containers is None:
             if docker_client is None:
                 import docker  # the agent extra; only needed for a real run
@@ -144,6 +153,8 @@ class Agent:
         self.writer: NdjsonWriter | None = None
         self.documents_written = 0
         self.documents_dropped = 0
+        self.status: StatusReporter | None = None  # from start(): heartbeat, metrics, losses
+        self.exit_summary: str | None = None  # set by close() once it has run
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -164,6 +175,12 @@ class Agent:
         # Containers first: the first policy is applied with every running container's mask.
         self.containers.refresh()
         loaded = self.policy.load_initial()
+        # After the load: the kernel's counters start from the programs' values now.
+        self.status = StatusReporter(
+            self.ctx, self._kernel_counters, heartbeat_interval=cfg.heartbeat_interval,
+            metrics_interval=cfg.metrics_interval,
+            process_table_size=lambda: len(self.processes) if self.processes is not None else None)
+        self.status.policy_enforcing(loaded)
         self.containers.start_events()
         self.policy.start(self._watch_interval)
         if self._shipper is not None:
@@ -173,6 +190,16 @@ class Agent:
         self._ready = True
         self._write_ready(loaded)
         return loaded
+
+    def _accepted(self, loaded: LoadedPolicy) -> None:
+        """A reload went into the kernel: the next heartbeat says so, .ready shows its digest."""
+        if self.status is not None:
+            self.status.policy_enforcing(loaded)
+        self._write_ready(loaded)
+
+    def _kernel_counters(self) -> Mapping[str, Mapping[str, int]]:
+        counters = getattr(self.backend, "counters", None)  # a backend may have none
+        return counters() if counters is not None else {}
 
     def _write_ready(self, loaded: LoadedPolicy) -> None:
         """<output_dir>/.ready = `PID GENERATION SHA256 POLICY-PATH`, replaced atomically on every
@@ -197,17 +224,33 @@ class Agent:
         self._stop.set()
 
     def close(self) -> None:
+        self.policy.stop()
+        if self.status is not None:
+            self._final_report()  # still enforcing, containers still known
         try:
             (self.config.output_dir / READY_FILE).unlink()
         except OSError:
             pass  # never started, or already removed
-        self.policy.stop()
         self.containers.close()
         self.backend.close()
         if self.writer is not None:
             self.writer.close()
         if self._shipper is not None:
             self._shipper.close()
+
+    def _final_report(self) -> None:
+        """Before the programs go: write what the ring buffers still hold, then the last
+        metrics document (its period ends now) and the exit summary, so every event is in a
+        stream or in a count."""
+        assert self.status is not None
+        deadline = time.monotonic() + FINAL_DRAIN_S
+        while time.monotonic() < deadline:
+            values = list(self.backend.poll(0))
+            if not values:
+                break
+            self.documents_written += self._process(values)
+        self._write(self.status.metrics(), event=False)
+        self.exit_summary = self.status.summary()
 
     def _seeded_table(self) -> ProcessTable | None:
         """This host's process table, seeded from /proc before the policy is applied (so a
@@ -246,27 +289,41 @@ class Agent:
     # -- activities -> documents -------------------------------------------------------------
 
     def step(self, timeout: float) -> int:
-        """Poll the backend once and write every resulting document; returns how many."""
-        written = 0
-        for value in self.backend.poll(timeout):
-            for doc in self._documents_of(value):
-                written += self._write(doc)
+        """Poll the backend once and write every resulting document; returns how many event
+        documents (the heartbeat and metrics documents due are written too, not counted)."""
+        written = self._process(self.backend.poll(timeout))
         if self.processes is not None and time.monotonic() - self._last_reconcile >= self._reconcile_interval:
             self._last_reconcile = time.monotonic()
             for doc in self.reconcile():
                 written += self._write(doc)
         self.documents_written += written
+        if self.status is not None:
+            for doc in self.status.tick():
+                self._write(doc, event=False)
         return written
 
-    def _write(self, doc: Document) -> int:
+    def _process(self, values: Iterable[Polled]) -> int:
+        written = 0
+        for value in values:
+            for doc in self._documents_of(value):
+                written += self._write(doc)
+        return written
+
+    def _write(self, doc: Document, *, event: bool = True) -> int:
+        """Write one document; 1 if it was an event document and written. `event` False: the
+        agent's own heartbeat/metrics documents, whose loss is logged but counts no event."""
         assert self.writer is not None, "start() first"
         try:
             self.writer.write(doc.data_stream, doc.nested())
         except OSError as exc:  # disk full, directory gone: keep enforcing, count the loss
-            self.documents_dropped += 1
+            self.documents_dropped += event
+            if self.status is not None:
+                self.status.not_written(doc)
             log.error("cannot write a %s document: %s", doc.data_stream, exc)
             return 0
-        return 1
+        if self.status is not None:
+            self.status.written(doc)
+        return int(event)
 
     def _documents_of(self, value: Polled) -> list[Document]:
         """One polled value -> its documents; a bad value is logged and dropped, never fatal."""
@@ -473,4 +530,6 @@ def run_agent(config_path: str | Path | None, policy_path: str | Path,
         agent.run()
     finally:
         agent.close()
+        if agent.exit_summary is not None:
+            print(f"d4c agent: stopped: {agent.exit_summary}", file=err, flush=True)
     return 0

@@ -11,6 +11,8 @@ A flat YAML mapping; every key is optional::
     package_policy_version: 2          # -> cloud_defend.package_policy_version
     cluster_id: "12345"                # -> orchestrator.cluster.id (a node cannot know it)
     cluster_name: website              # -> orchestrator.cluster.name
+    heartbeat_interval: 60             # seconds between metrics-cloud_defend.heartbeat documents
+    metrics_interval: 60               # seconds between metrics-cloud_defend.metrics documents
     kubernetes:                        # absent = pod facts from container labels only
       api: in-cluster                  # or an absolute path to a kubeconfig file
       node_name: node-1                # default: $NODE_NAME (downward API); none = no watch
@@ -37,6 +39,10 @@ import d4c_yaml
 DEFAULT_OUTPUT_DIR = Path("/var/log/d4c")
 DEFAULT_STATE_DIR = Path("/var/lib/d4c")
 EXIT_BAD_CONFIG = 2
+DEFAULT_HEARTBEAT_INTERVAL_S = 60.0
+DEFAULT_METRICS_INTERVAL_S = 60.0
+# Shorter intervals would make the agent's own documents a load of their own.
+MIN_STATUS_INTERVAL_S = 1.0
 
 # ECS data_stream.namespace: Elasticsearch index-name rules plus "no '-'", at most 100 chars.
 _NAMESPACE_FORBIDDEN = set('\\/*?"<>| ,#:-')
@@ -87,6 +93,8 @@ class AgentConfig:
     cluster_id: str | None = None
     cluster_name: str | None = None
     kubernetes: KubernetesConfig | None = None
+    heartbeat_interval: float = DEFAULT_HEARTBEAT_INTERVAL_S
+    metrics_interval: float = DEFAULT_METRICS_INTERVAL_S
 
 
 def _check_namespace(value: str) -> str | None:
@@ -128,9 +136,10 @@ _STR_FIELDS = {"namespace", "elasticsearch_url", "package_policy_id", "cluster_i
 _PATH_FIELDS = {"output_dir", "state_dir"}
 _BOOL_FIELDS = {"stdout"}
 _INT_FIELDS = {"package_policy_version"}
+_INTERVAL_FIELDS = {"heartbeat_interval", "metrics_interval"}
 _CHECKS = {"namespace": _check_namespace, "elasticsearch_url": _check_url}
 _MAPPING_FIELDS = {"kubernetes"}
-KNOWN_FIELDS = _STR_FIELDS | _PATH_FIELDS | _BOOL_FIELDS | _INT_FIELDS | _MAPPING_FIELDS
+KNOWN_FIELDS = _STR_FIELDS | _PATH_FIELDS | _BOOL_FIELDS | _INT_FIELDS | _MAPPING_FIELDS | _INTERVAL_FIELDS
 KUBERNETES_FIELDS = {"api", "node_name", "cache_ttl", "request_timeout"}
 
 
@@ -190,6 +199,13 @@ def parse_config(text: str, file: str = "<config>") -> AgentConfig:
         elif key in _INT_FIELDS:
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise _fail(file, value_node, key, f"must be a non-negative integer, got {value_node.value!r}")
+        elif key in _INTERVAL_FIELDS:
+            # NaN passes every comparison and infinity would mean "never": neither is an interval.
+            if (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)
+                    or value < MIN_STATUS_INTERVAL_S):
+                raise _fail(file, value_node, key,
+                            f"must be a number of seconds, at least {MIN_STATUS_INTERVAL_S:g}, got {value_node.value!r}")
+            value = float(value)
         elif key in _PATH_FIELDS:
             if not isinstance(value, str) or not value.startswith("/"):
                 raise _fail(file, value_node, key, f"must be an absolute path, got {value_node.value!r}")

@@ -109,6 +109,16 @@ class BpfBackend:
         values.sort(key=lambda v: v.timestamp_ns)
         return values
 
+    def counters(self) -> dict[str, dict[str, int]]:
+        """The `stats` counters of each program ("file", "process"), as the kernel has them now
+        (ringbuf_full: records lost because that ring buffer was full)."""
+        out: dict[str, dict[str, int]] = {}
+        if self.enforcer is not None:
+            out["file"] = self.enforcer.stats()
+        if self.process_enforcer is not None:
+            out["process"] = self.process_enforcer.stats()
+        return out
+
     def close(self) -> None:
         if self._preload is not None:  # never applied a policy
             self._preload.close()

@@ -107,6 +107,11 @@ class FakeKernelBackend:
         self.closed = False
         self.fail_next_apply: Exception | None = None
         self.ancestries: dict[int, Any] = {}
+        # program -> stats counter -> value, as BpfBackend.counters() reads them; tests raise them
+        self.kernel_counters: dict[str, dict[str, int]] = {"file": {}, "process": {}}
+
+    def counters(self) -> dict[str, dict[str, int]]:
+        return {program: dict(values) for program, values in self.kernel_counters.items()}
 
     def apply_policy(self, policy: Any, container_masks: Mapping[int, frozenset[str]]) -> None:
         if self.fail_next_apply is not None:

@@ -95,8 +95,9 @@ class Node:
                 if docs[before.get(stream, 0):]}
 
     def documents(self) -> dict[str, list[dict]]:
+        """The event streams' documents (the agent's own metrics-* streams are test_status.py's)."""
         return {path.stem: [json.loads(line) for line in path.read_text().splitlines()]
-                for path in sorted(self.out.glob("*.ndjson"))}
+                for path in sorted(self.out.glob("logs-*.ndjson"))}
 
     def close(self) -> None:
         self.agent.close()
