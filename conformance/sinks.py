@@ -79,13 +79,16 @@ class BulkServer:
     `index`; `delete`/`update` are acknowledged and ignored), gzip bodies, and answers like
     Elasticsearch 8: `{"took":..,"errors":false,"items":[{"create":{"_index":..,"status":201,..}}]}`.
     The data stream is the action's `_index` (or the URL's). `GET /` returns cluster info so
-    clients and Beats that check the version on connect are satisfied.
+    clients and Beats that check the version on connect are satisfied. Index templates
+    (`PUT /_index_template/NAME`) are kept as sent (`templates`) and answered by
+    `GET /_index_template/NAME`, as Elasticsearch does; they change nothing about what is stored.
     """
 
     VERSION = "8.13.0"
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
         self._events: list[Event] = []
+        self.templates: dict[str, Any] = {}  # index template name -> body as PUT
         self._lock = threading.Lock()
         server = self
 
@@ -143,6 +146,15 @@ class _BulkHandler(BaseHTTPRequestHandler):
         self._reply(200, None)
 
     def do_GET(self) -> None:  # noqa: N802
+        name = _template_name(self.path)
+        if name is not None:
+            body = self.sink.templates.get(name)
+            if body is None:
+                self._reply(404, {"error": {"type": "resource_not_found_exception",
+                                            "reason": f"index template matching [{name}] not found"}, "status": 404})
+            else:
+                self._reply(200, {"index_templates": [{"name": name, "index_template": body}]})
+            return
         if self.path.split("?")[0] in ("", "/"):
             self._reply(200, {
                 "name": "d4c-conformance",
@@ -158,8 +170,17 @@ class _BulkHandler(BaseHTTPRequestHandler):
         if self.path.split("?")[0].rstrip("/").endswith("/_bulk"):
             self.do_POST()
             return
-        self._body()  # index templates and the like: acknowledge
-        self._reply(200, {"acknowledged": True})
+        body = self._body()
+        name = _template_name(self.path)
+        if name is not None:
+            try:
+                template = json.loads(body)
+            except ValueError:
+                self._reply(400, {"error": {"type": "parse_exception", "reason": "request body is not JSON"},
+                                  "status": 400})
+                return
+            self.sink.templates[name] = template
+        self._reply(200, {"acknowledged": True})  # templates, settings and the like
 
     def do_POST(self) -> None:  # noqa: N802
         body = self._body()
@@ -182,6 +203,11 @@ class _BulkHandler(BaseHTTPRequestHandler):
         if self.headers.get("Content-Encoding", "").lower() == "gzip":
             body = gzip.decompress(body)
         return body
+
+
+def _template_name(path: str) -> str | None:
+    route = path.split("?")[0].strip("/").split("/")
+    return route[1] if len(route) == 2 and route[0] == "_index_template" and route[1] else None
 
 
 def _bulk(body: bytes, default_index: str | None) -> tuple[list[dict[str, Any]], list[Event]]:

@@ -17,6 +17,7 @@ COMMAND_MODULES = {
     "vm": "vm.cli",  # d4c vm build|run|up|down|status|console
     "agent": "reference_agent.cli",  # d4c agent run
     "events": "conformance.fields.cli",  # d4c events check
+    "es": "conformance.fields.es_cli",  # d4c es templates
 }
 
 
