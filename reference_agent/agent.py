@@ -86,9 +86,10 @@ END_TRACE_POINT = "sched_process_exit"  # cloud_defend.trace_point of the end ev
 # Lost exits (ring buffer full) leave processes in the table and debts in the ledger; /proc is
 # compared with the table this often to close them (one walk of the table's live pids).
 RECONCILE_INTERVAL_S = 60.0
-# At stop, what the ring buffers still hold is decoded and written for at most this long (a
-# workload still flooding them could otherwise keep the agent from ever stopping).
-FINAL_DRAIN_S = 5.0
+# At stop, what the ring buffers still hold is decoded and written for at most this long: a
+# full 4 MiB ring takes ~10-20 s under TCG; a workload still flooding them could otherwise keep
+# the agent from ever stopping.
+FINAL_DRAIN_S = 30.0
 
 
 class KernelBackend(Protocol):
@@ -155,6 +156,7 @@ class Agent:
         self.documents_dropped = 0
         self.status: StatusReporter | None = None  # from start(): heartbeat, metrics, losses
         self.exit_summary: str | None = None  # set by close() once it has run
+        self._output_failing = False  # logged once per failing spell, then counted
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -244,11 +246,15 @@ class Agent:
         stream or in a count."""
         assert self.status is not None
         deadline = time.monotonic() + FINAL_DRAIN_S
-        while time.monotonic() < deadline:
+        while True:
             values = list(self.backend.poll(0))
             if not values:
                 break
             self.documents_written += self._process(values)
+            if time.monotonic() >= deadline:
+                log.warning("the ring buffers still deliver after %.0f s of draining at stop: what they "
+                            "hold now is neither written nor counted", FINAL_DRAIN_S)
+                break
         self._write(self.status.metrics(), event=False)
         self.exit_summary = self.status.summary()
 
@@ -319,8 +325,14 @@ class Agent:
             self.documents_dropped += event
             if self.status is not None:
                 self.status.not_written(doc)
-            log.error("cannot write a %s document: %s", doc.data_stream, exc)
+            if not self._output_failing:  # one line, not one per document of a full disk
+                self._output_failing = True
+                log.error("cannot write a %s document: %s (until writing works again, lost documents "
+                          "are counted in the loss reports, not logged one by one)", doc.data_stream, exc)
             return 0
+        if self._output_failing:
+            self._output_failing = False
+            log.warning("writing documents again (%s)", doc.data_stream)
         if self.status is not None:
             self.status.written(doc)
         return int(event)

@@ -1,13 +1,17 @@
 """One NDJSON file per data stream: `<dir>/<data_stream>.ndjson` (default dir /var/log/d4c).
 
-Each document is one JSON line, written and flushed under a lock before write() returns, so a
-test (or the Elasticsearch shipper, which reads these files as its spool) can tail the file
-and never sees half a line. Optionally every line also goes to stdout.
+Each document is one JSON line, written with one write(2) under a lock before write() returns,
+so a test (or the Elasticsearch shipper, which reads these files as its spool) can tail the file
+and never sees half a line. When the disk is full a write may be short: the file is cut back to
+where the line began and the error raised, so the next line after space is freed does not
+follow half a document. Optionally every line also goes to stdout.
 """
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 import sys
 import threading
 from collections.abc import Callable, Mapping
@@ -32,7 +36,7 @@ class NdjsonWriter:
         self.directory = directory
         self._stdout = stdout
         self._on_write = on_write  # e.g. wake the shipper
-        self._files: dict[str, TextIO] = {}
+        self._files: dict[str, int] = {}  # data stream -> fd (O_APPEND)
         self._lock = threading.Lock()
         directory.mkdir(parents=True, exist_ok=True)
 
@@ -42,14 +46,13 @@ class NdjsonWriter:
 
     def write(self, data_stream: str, document: Mapping[str, Any]) -> None:
         line = encode(document) + "\n"
+        data = line.encode("utf-8")
         with self._lock:
-            handle = self._files.get(data_stream)
-            if handle is None:
-                # buffering=1: line-buffered text; the explicit flush below makes it certain.
-                handle = open(stream_file(self.directory, data_stream), "a", encoding="utf-8", buffering=1)
-                self._files[data_stream] = handle
-            handle.write(line)
-            handle.flush()
+            fd = self._files.get(data_stream)
+            if fd is None:
+                fd = os.open(stream_file(self.directory, data_stream), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+                self._files[data_stream] = fd
+            _append_whole(fd, data)
             if self._stdout is not None:
                 self._stdout.write(line)
                 self._stdout.flush()
@@ -58,6 +61,21 @@ class NdjsonWriter:
 
     def close(self) -> None:
         with self._lock:
-            for handle in self._files.values():
-                handle.close()
+            for fd in self._files.values():
+                os.close(fd)
             self._files.clear()
+
+
+def _append_whole(fd: int, data: bytes) -> None:
+    """All of `data` at the end of the file, or nothing (OSError): a short write is undone."""
+    start = os.fstat(fd).st_size  # one writer per file (the lock): the end stays where it is
+    try:
+        written = os.write(fd, data)
+        while written < len(data):  # a regular file writes short only when space runs out
+            more = os.write(fd, data[written:])
+            if more == 0:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            written += more
+    except OSError:
+        os.ftruncate(fd, start)
+        raise

@@ -61,6 +61,32 @@ def test_appends_across_restarts(tmp_path):
     assert len(stream_file(tmp_path, FILE_DS).read_text().splitlines()) == 2
 
 
+def test_a_full_disk_leaves_no_half_line(tmp_path, monkeypatch):
+    """ENOSPC after part of a line: the file is cut back, the error raised; the next line
+    written once there is space again starts on a line of its own."""
+    import reference_agent.outputs.ndjson as ndjson
+
+    writer = NdjsonWriter(tmp_path)
+    writer.write(FILE_DS, doc(1))
+    real_write = ndjson.os.write
+    calls = []
+
+    def short_then_full(fd, data):
+        calls.append(len(data))
+        if len(calls) == 1:
+            return real_write(fd, data[:7])  # what fits
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(ndjson.os, "write", short_then_full)
+    with pytest.raises(OSError, match="No space left"):
+        writer.write(FILE_DS, doc(2))
+    monkeypatch.setattr(ndjson.os, "write", real_write)
+    writer.write(FILE_DS, doc(3))
+    writer.close()
+    lines = stream_file(tmp_path, FILE_DS).read_text().splitlines()
+    assert [json.loads(line)["n"] for line in lines] == [1, 3]
+
+
 def test_bad_stream_name(tmp_path):
     with pytest.raises(ValueError):
         NdjsonWriter(tmp_path).write("../etc/passwd", doc(1))
