@@ -37,7 +37,7 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 4096);
+	__uint(max_entries, D4C_POLICY_SLOTS * D4C_MAX_USER_IDS);
 	__type(key, struct d4c_user_id_key);
 	__type(value, __u64);
 } user_ids SEC(".maps");

@@ -16,6 +16,8 @@ enum d4c_process_limits {
 	/* Pattern sets, each D4C_MAX_PATTERNS long, per policy slot in `process_patterns`. */
 	D4C_PATTERN_SETS = 3,
 	D4C_MAX_TASKS = 32768, /* exe_paths: processes tracked at once */
+	/* Distinct processUserId values of one policy; `user_ids` holds both slots' (D26). */
+	D4C_MAX_USER_IDS = 2048,
 };
 
 /* Process operations (D5), one bit each; the bit index is the index in op_selectors, the

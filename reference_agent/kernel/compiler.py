@@ -14,6 +14,7 @@ import dataclasses
 from dataclasses import dataclass
 
 from reference_agent.kernel import abi
+from reference_agent.policy import limits
 from reference_agent.policy.matcher import selector_matches
 from reference_agent.policy.model import Policy, Section, Selector
 from reference_agent.policy.operation import (
@@ -24,7 +25,7 @@ from reference_agent.policy.operation import (
 )
 
 # A pattern with k `/**/` becomes 2**k kernel patterns; three is more than real policies use.
-MAX_DOUBLE_SLASH_GLOBSTARS = 3
+MAX_DOUBLE_SLASH_GLOBSTARS = limits.MAX_DOUBLE_SLASH_GLOBSTARS
 
 
 class CompileError(ValueError):
@@ -59,34 +60,10 @@ class CompiledFilePolicy:
 
 
 def pattern_tokens(pattern: str) -> list[bytes]:
-    """A D11 path pattern as kernel token strings: literal bytes, D4C_TOKEN_STAR for `*`,
-    D4C_TOKEN_GLOBSTAR for `**`. A `/**/` (which also matches a single `/`) becomes two
-    patterns: one with `/**/` and one with `/`. Mirrors patterns.path_pattern_regex."""
-    star, globstar = int(abi.Token.D4C_TOKEN_STAR), int(abi.Token.D4C_TOKEN_GLOBSTAR)
-    raw = pattern.encode()
-    variants = [bytearray()]
-    i, n = 0, len(raw)
-    while i < n:
-        if raw[i] != ord("*"):
-            for v in variants:
-                v.append(raw[i])
-            i += 1
-            continue
-        j = i
-        while j < n and raw[j] == ord("*"):
-            j += 1
-        if j - i == 1:
-            for v in variants:
-                v.append(star)
-        elif i > 0 and raw[i - 1] == ord("/") and j < n and raw[j] == ord("/"):
-            # with `**/`: `/` `**` `/` …; without: the `/` already emitted, skip `**/`.
-            variants = [v + bytes([globstar, ord("/")]) for v in variants] + [bytearray(v) for v in variants]
-            j += 1
-        else:
-            for v in variants:
-                v.append(globstar)
-        i = j
-    return [bytes(v) for v in variants]
+    """A D11 path pattern as kernel token strings (D4C_TOKEN_STAR for `*`, D4C_TOKEN_GLOBSTAR
+    for `**`; a `/**/` becomes two patterns): policy.limits.expand with the ABI's tokens, the
+    expansion the validator counts."""
+    return limits.expand(pattern, int(abi.Token.D4C_TOKEN_STAR), int(abi.Token.D4C_TOKEN_GLOBSTAR))
 
 
 def glob_match(tokens: bytes, path: bytes) -> bool:
@@ -146,7 +123,7 @@ def compile_file_section(policy: Policy) -> CompiledFilePolicy:
         if sel.targetFilePath:
             pol.path_selectors |= 1 << bit
         for pattern in sel.targetFilePath:
-            if pattern.count("/**/") > MAX_DOUBLE_SLASH_GLOBSTARS:
+            if limits.double_slash_globstars(pattern) > MAX_DOUBLE_SLASH_GLOBSTARS:
                 raise CompileError(
                     f"selector {sel.name}: targetFilePath {pattern!r} has more than "
                     f"{MAX_DOUBLE_SLASH_GLOBSTARS} '/**/' (the kernel matcher expands each into two patterns)"

@@ -21,6 +21,7 @@ from reference_agent.kernel.compiler import (
     CompileError,
     pattern_tokens,
 )
+from reference_agent.policy import limits
 from reference_agent.policy.matcher import selector_matches
 from reference_agent.policy.model import Policy, Section, Selector
 from reference_agent.policy.operation import Container, Operation, Orchestrator, Process
@@ -72,7 +73,7 @@ def _static_only(selector: Selector) -> Selector:
 
 
 def _path_tokens(selector: Selector, field: str, pattern: str) -> list[bytes]:
-    if pattern.count("/**/") > MAX_DOUBLE_SLASH_GLOBSTARS:
+    if limits.double_slash_globstars(pattern) > MAX_DOUBLE_SLASH_GLOBSTARS:
         raise CompileError(f"selector {selector.name}: {field} {pattern!r} has more than "
                            f"{MAX_DOUBLE_SLASH_GLOBSTARS} '/**/' (the kernel matcher expands each into two patterns)")
     if any(b in (0, 1, 2) for b in pattern.encode()):
@@ -83,21 +84,9 @@ def _path_tokens(selector: Selector, field: str, pattern: str) -> list[bytes]:
 def _name_tokens(selector: Selector, name: str) -> list[bytes]:
     """D16: processName `n` = the executable's basename is `n` = the path matches `**/n`. A
     name with a `/` is no basename: it matches nothing (no pattern)."""
-    raw = name.encode()
-    if any(b in (0, 1, 2) for b in raw):
+    if any(b in (0, 1, 2) for b in name.encode()):
         raise CompileError(f"selector {selector.name}: processName {name!r} has a control byte 0x00-0x02")
-    if b"/" in raw or not raw:
-        return []
-    return [bytes([abi.Token.D4C_TOKEN_GLOBSTAR, ord("/")]) + raw]
-
-
-def _uid(value: str) -> int | None:
-    """The uid a processUserId value names, or None when it can never equal a kernel uid's
-    decimal string (the reference evaluator compares strings: "00" is not "0")."""
-    if not value.isdigit() or not value.isascii() or str(int(value)) != value:
-        return None
-    uid = int(value)
-    return uid if uid < 2**32 else None
+    return limits.name_tokens(name, int(abi.Token.D4C_TOKEN_GLOBSTAR))
 
 
 def compile_process_section(policy: Policy) -> CompiledProcessPolicy:
@@ -142,7 +131,7 @@ def compile_process_section(policy: Policy) -> CompiledProcessPolicy:
         if sel.processUserId:
             pol.user_id_selectors |= me
             for value in sel.processUserId:
-                uid = _uid(value)
+                uid = limits.kernel_uid(value)
                 if uid is not None:
                     user_ids[uid] = user_ids.get(uid, 0) | me
         if sel.processUserName:
@@ -153,6 +142,9 @@ def compile_process_section(policy: Policy) -> CompiledProcessPolicy:
             pol.interactive_true |= me
         elif sel.sessionLeaderInteractive is False:
             pol.interactive_false |= me
+    if len(user_ids) > abi.D4C_MAX_USER_IDS:
+        raise CompileError(f"{len(user_ids)} distinct processUserId values; the kernel holds at most "
+                           f"{abi.D4C_MAX_USER_IDS}")
     for set_index, by_tokens in enumerate(sets):
         if len(by_tokens) > abi.D4C_MAX_PATTERNS:
             raise CompileError(f"{len(by_tokens)} distinct {_SETS(set_index).name} patterns; "

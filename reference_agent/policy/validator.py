@@ -40,6 +40,7 @@ from .model import (
     Selector,
     ValidationResult,
 )
+from . import limits
 from .tree import INVALID, Node, index, join
 
 _NAME_RE = re.compile(NAME_PATTERN)
@@ -66,6 +67,10 @@ class _Validator:
         self.errors: list[Diagnostic] = []
         self.warnings: list[Diagnostic] = []
         self.names: dict[str, _SelectorInfo] = {}  # every selector name seen, whole policy
+        # (section, pattern set) -> the kernel patterns its values expand to, in document order,
+        # with where each value is; and per section the kernel uids of processUserId (D26).
+        self.kernel_patterns: dict[tuple[str, str], list[tuple[list[bytes], str, Node]]] = {}
+        self.kernel_uids: dict[str, list[tuple[int, str, Node]]] = {}
 
     # --- reporting -------------------------------------------------------------------------
 
@@ -110,6 +115,8 @@ class _Validator:
         for kind in present:
             items = selector_nodes[kind]
             selectors[kind] = [] if items is None else [self.selector(kind, i, n) for i, n in items]
+        for kind in present:
+            self.kernel_sets(kind)
         responses: dict[str, list[Response | None]] = {}
         for kind, (key, value) in present.items():
             responses[kind] = self.responses(kind, value)
@@ -155,6 +162,51 @@ class _Validator:
         if len(items.value) > MAX_SELECTORS:
             self.error(index(limit_path, MAX_SELECTORS), items.value[MAX_SELECTORS], "too-many", f"`{kind}` has {len(items.value)} selectors; the limit is {MAX_SELECTORS} per section (D26)")
         return list(enumerate(items.value))
+
+    def kernel_sets(self, kind: str) -> None:
+        """D26: what one kernel map holds for all selectors of a section, reported at the value
+        that goes over (distinct expanded patterns per pattern set; distinct uids)."""
+        for (section, set_name), values in self.kernel_patterns.items():
+            if section != kind:
+                continue
+            seen: set[bytes] = set()
+            for tokens, path, node in values:
+                seen.update(tokens)
+                if len(seen) > limits.MAX_KERNEL_PATTERNS:
+                    self.error(path, node, "too-many", f"`{kind}` has more than {limits.MAX_KERNEL_PATTERNS} distinct {set_name} patterns (each `/**/` counts twice); the kernel holds at most {limits.MAX_KERNEL_PATTERNS} (D26)")
+                    break
+        uids: set[int] = set()
+        for uid, path, node in self.kernel_uids.get(kind, ()):
+            uids.add(uid)
+            if len(uids) > limits.MAX_USER_IDS:
+                self.error(path, node, "too-many", f"`{kind}` has more than {limits.MAX_USER_IDS} distinct processUserId values; the kernel holds at most {limits.MAX_USER_IDS} (D26)")
+                break
+
+    def kernel_value(self, kind: str, path: str, canonical: str, item: Node, value: str) -> bool:
+        """D26: a value the kernel matcher cannot hold is an error here, not at load time."""
+        set_name = limits.PATTERN_SETS.get(kind, {}).get(canonical)
+        if set_name is None:
+            if canonical == "processUserId" and (uid := limits.kernel_uid(value)) is not None:
+                self.kernel_uids.setdefault(kind, []).append((uid, path, item))
+            return True
+        if limits.has_token_byte(value):
+            code = "bad-type" if canonical in limits.NAME_CONDITIONS else "bad-path-pattern"
+            self.error(path, item, code, f"{value!r} contains a byte 0x00-0x02, which the kernel matcher uses as its own tokens (D26)")
+            return False
+        if canonical in limits.NAME_CONDITIONS:
+            size = len(value.encode("utf-8", "surrogatepass"))
+            if size > limits.MAX_PROCESS_NAME_BYTES:
+                self.error(path, item, "too-long", f"`{canonical}` value is {size} bytes; the kernel matches names of at most {limits.MAX_PROCESS_NAME_BYTES} (D26)")
+                return False
+            tokens = limits.name_tokens(value)
+        else:
+            globstars = limits.double_slash_globstars(value)
+            if globstars > limits.MAX_DOUBLE_SLASH_GLOBSTARS:
+                self.error(path, item, "too-many", f"path pattern {value!r} has {globstars} `/**/`; the limit is {limits.MAX_DOUBLE_SLASH_GLOBSTARS} (each doubles the kernel's patterns) (D26)")
+                return False
+            tokens = limits.expand(value)
+        self.kernel_patterns.setdefault((kind, set_name), []).append((tokens, path, item))
+        return True
 
     def non_empty_list(self, path: str, node: Node, what: str) -> bool:
         if node.kind != "seq":
@@ -290,6 +342,7 @@ class _Validator:
             if raw < 0:
                 self.error(path, item, "bad-type", f"`processUserId` values are user ids (0 or more), not {raw}")
                 return None
+            self.kernel_value(kind, path, canonical, item, str(raw))
             return str(raw)
         if item.kind != "scalar" or not isinstance(raw, str):
             what = "a string or an integer" if canonical == "processUserId" else "a string"
@@ -327,7 +380,7 @@ class _Validator:
             if _DEGENERATE_PATH.search(raw):
                 self.error(path, item, "bad-path-pattern", f"path pattern {raw!r} can never match: paths are normalised (no `//`, `.` or `..` segments, no trailing `/`) (D11)")
                 return None
-            return raw
+            return raw if self.kernel_value(kind, path, canonical, item, raw) else None
 
         if not raw:
             code = "bad-label" if canonical == "orchestratorResourceLabel" else "bad-type"
@@ -341,6 +394,8 @@ class _Validator:
             return None
         if canonical == "orchestratorType" and raw not in ORCHESTRATOR_TYPES:
             self.error(path, item, "bad-orchestrator-type", f"orchestratorType {raw!r} is not supported: only `kubernetes` (D6)")
+            return None
+        if not self.kernel_value(kind, path, canonical, item, raw):
             return None
         if canonical == "orchestratorResourceLabel":
             key, colon, _ = raw.partition(":")

@@ -108,11 +108,20 @@ def test_validate_answers_an_alias_bomb_in_one_line(tmp_path):
     assert done.returncode == 1 and done.stdout.count("\n") == 1 and "alias bomb" in done.stdout
 
 
-def test_text_output_survives_a_lone_surrogate(tmp_path):
+def test_a_lone_surrogate_escape_is_one_located_error(tmp_path):
+    """libyaml refuses a `\\ud800` escape (no character has that code): one located line."""
     (tmp_path / "p.yaml").write_text(OK_POLICY + '"\\ud800": 1\n')
     done = d4c("policy", "validate", "p.yaml", cwd=tmp_path)
     assert done.returncode == 1 and "Traceback" not in done.stderr
-    assert "unknown key `\\ud800`" in done.stdout
+    assert done.stdout.count("\n") == 1 and "p.yaml:" in done.stdout and "escape" in done.stdout
+
+
+def test_a_lone_surrogate_in_the_text_is_an_error_at_its_position():
+    """Text decoded with surrogateescape (invalid UTF-8 bytes) reaches the loader as a lone
+    surrogate, which libyaml cannot take: an error at that character, not UnicodeEncodeError."""
+    with pytest.raises(d4c_yaml.YamlError) as info:
+        d4c_yaml.compose("a: b\nc: x\udcff\n")
+    assert (info.value.line, info.value.column) == (2, 5)
 
 
 def test_validate_piped_into_head_keeps_its_exit_status(tmp_path):
@@ -177,7 +186,7 @@ def test_lint_reports_bad_yaml_in_one_located_line(tmp_path, text, where, words)
         ("stdout: !!bool maybe\n", "a.yaml:1:9: stdout: cannot read 'maybe' as bool"),
         ("namespace: !!python/object:os.system x\n", "a.yaml:1:12: yaml: tag !!python/object:os.system"),
         ("namespace: &n [*n]\n", "a.yaml:1:16: yaml: recursive alias"),
-        ('namespace: "\\ud800"\n', "a.yaml:1:12: namespace: must be UTF-8 text"),
+        ('namespace: "\\ud800"\n', "a.yaml:1:15: yaml: while parsing a quoted scalar; found invalid Unicode"),
         ("elasticsearch_url: http://[x\n", "a.yaml:1:20: elasticsearch_url: not a URL: Invalid IPv6 URL"),
     ],
 )
