@@ -89,6 +89,8 @@ def _random_yaml(rng: random.Random, words: list[str], depth: int = 0) -> str:
 
 
 MAX_INPUT_BYTES = 64 * 1024
+# The file surfaces write each input to a file: in memory where the machine has a tmpfs.
+SCRATCH_PARENT = "/dev/shm" if os.access("/dev/shm", os.W_OK) else None
 
 
 class Hang(Exception):
@@ -101,7 +103,7 @@ class Hang(Exception):
 LOCATED = re.compile(r"^[^\n]*:\d+:\d+: [^\n]*$")
 
 
-def _policy_surface():
+def _policy_surface(scratch: Path):
     from reference_agent.policy import load_policy_text
     from reference_agent.policy.cli import print_text_report
 
@@ -126,9 +128,9 @@ def _scenario_policy(path: Path) -> str:
     return yaml.safe_dump(data.get("policy")) if isinstance(data, dict) and data.get("policy") else ""
 
 
-def _evaluate_surface():
-    from reference_agent.policy import OperationError, evaluate, load_policy_text, parse_operations
-    from reference_agent.policy.cli import read_operation_text
+def _evaluate_surface(scratch: Path):
+    from reference_agent.policy import evaluate, load_policy_text
+    from reference_agent.policy.cli import parse_operation_text
     import yaml
 
     policy = load_policy_text((ROOT / "scenarios/responses/responses-seed-example-policy.yaml").read_text()).policy
@@ -141,13 +143,9 @@ def _evaluate_surface():
             seeds.append(json.dumps(op.get("input"), indent=1))
 
     def run(text: str) -> list[str]:
-        obj, problem = read_operation_text(text, "op.json")
-        if problem is not None:
-            return [problem]
-        try:
-            ops = parse_operations(obj)
-        except OperationError as exc:
-            return [f"op.json:1:1: {exc}"]  # names the field; the JSON itself parsed
+        _, ops, problem = parse_operation_text(text, "op.json")  # what `d4c policy evaluate` prints
+        if problem is not None or ops is None:
+            return [str(problem)]
         for op in ops:
             evaluate(policy, op)
         return []
@@ -155,11 +153,10 @@ def _evaluate_surface():
     return seeds, ["kind", "file", "process", "operation", "path", "mount", "container", "image"], run
 
 
-def _lint_surface():
+def _lint_surface(scratch: Path):
     from conformance.lint import lint
 
-    directory = Path(tempfile.mkdtemp(prefix="d4c-fuzz-lint-"))
-    target = directory / "s.yaml"
+    target = scratch / "s.yaml"
     seeds = [p.read_text() for p in sorted((ROOT / "scenarios").rglob("*.yaml"))[:30]]
 
     def run(text: str) -> list[str]:
@@ -170,7 +167,7 @@ def _lint_surface():
     return seeds, ["id", "title", "spec", "policy", "containers", "steps", "expect", "operations"], run
 
 
-def _config_surface():
+def _config_surface(scratch: Path):
     from reference_agent.config import ConfigError, parse_config
 
     seeds = [
@@ -190,11 +187,11 @@ def _config_surface():
     return seeds, ["output_dir", "namespace", "stdout", "kubernetes", "api", "cache_ttl", "request_timeout"], run
 
 
-def _kubeconfig_surface():
+def _kubeconfig_surface(scratch: Path):
     from reference_agent.config import ConfigError, KubernetesConfig
     from reference_agent.metadata.kubernetes import client_configuration
 
-    path = Path(tempfile.mkdtemp(prefix="d4c-fuzz-kube-")) / "kubeconfig"
+    path = scratch / "kubeconfig"
     seeds = ["apiVersion: v1\nkind: Config\ncurrent-context: c\nclusters:\n- name: k\n  cluster:\n"
              "    server: http://127.0.0.1:1\ncontexts:\n- name: c\n  context: {cluster: k, user: u}\n"
              "users:\n- name: u\n  user: {token: t}\n"]
@@ -221,8 +218,13 @@ def _alarm(signum, frame):
 def fuzz_surface(name: str, inputs: int, seconds: float, seed: int, limit: float, keep: str | None) -> dict:
     """Run in a child process: the figures of one surface."""
     resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))
+    with tempfile.TemporaryDirectory(prefix=f"d4c-fuzz-{name}-", dir=SCRATCH_PARENT) as scratch:
+        return _fuzz_in(name, Path(scratch), inputs, seconds, seed, limit, keep)
+
+
+def _fuzz_in(name: str, scratch: Path, inputs: int, seconds: float, seed: int, limit: float, keep: str | None) -> dict:
     try:
-        seeds, words, run = SURFACES[name]()
+        seeds, words, run = SURFACES[name](scratch)
     except ImportError as exc:
         return {"surface": name, "skipped": str(exc)}
     rng = random.Random(f"{seed}:{name}")

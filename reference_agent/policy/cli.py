@@ -13,11 +13,12 @@ import re
 import sys
 from typing import Any, TextIO
 
+from . import jsonpath
 from .explain import explain, explain_text
 from .loader import PolicyFileError, load_policy_file, load_policy_text
 from .matcher import evaluate
 from .model import ValidationResult
-from .operation import OperationError, parse_operations
+from .operation import Operation, OperationError, parse_operations
 from .schema import schema_path
 
 EXIT_OK = 0
@@ -189,20 +190,38 @@ def _token_offset(text: str, token: str) -> int:
     return 0
 
 
-def _read_operation_json(source: str) -> tuple[Any, str | None]:
-    """(parsed JSON, None) or (None, one-line error)."""
+def _read_operation_json(source: str) -> tuple[Any, list[Operation] | None, str | None]:
+    """(parsed JSON, its operations, None) or (None, None, one-line error)."""
     name = "<stdin>" if source == "-" else source
     try:
         if source == "-":
-            text = sys.stdin.read()
+            data = sys.stdin.buffer.read() if hasattr(sys.stdin, "buffer") else sys.stdin.read().encode("utf-8", "surrogateescape")
         else:
-            with open(source, encoding="utf-8") as handle:
-                text = handle.read()
+            with open(source, "rb") as handle:
+                data = handle.read()
     except OSError as exc:
-        return None, f"cannot read {name}: {exc.strerror or exc}"
+        return None, None, f"cannot read {name}: {exc.strerror or exc}"
+    try:
+        text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        return None, f"{name}: not UTF-8 text (byte {exc.start})"
-    return read_operation_text(text, name)
+        line = data.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        return None, None, f"{name}:{line}:{column}: not UTF-8 text (byte {exc.start})"
+    return parse_operation_text(text, name)
+
+
+def parse_operation_text(text: str, name: str) -> tuple[Any, list[Operation] | None, str | None]:
+    """(parsed JSON, its operations, None) or (None, None, one line `name:LINE:COLUMN: ...`):
+    an operation that parses as JSON but not as an operation is located at the field it names."""
+    obj, problem = read_operation_text(text, name)
+    if problem is not None:
+        return None, None, problem
+    try:
+        return obj, parse_operations(obj), None
+    except OperationError as exc:
+        decoder = json.JSONDecoder(parse_int=_bounded_int, parse_constant=_no_constant)
+        line, column = json_position(text, jsonpath.locate(text, str(exc), decoder))
+        return None, None, f"{name}:{line}:{column}: {exc}"
 
 
 def read_operation_text(text: str, name: str) -> tuple[Any, str | None]:
@@ -227,15 +246,11 @@ def _policy_and_operations(args: argparse.Namespace, command: str) -> tuple[Any,
     if not result.valid or result.policy is None:
         print_text_report(result, args.file, sys.stderr)
         return EXIT_INVALID
-    obj, problem = _read_operation_json(args.operation)
-    if problem is not None:
+    obj, operations, problem = _read_operation_json(args.operation)
+    if problem is not None or operations is None:
         print(f"d4c policy {command}: {problem}", file=sys.stderr)
         return EXIT_USAGE
-    try:
-        return result.policy, obj, parse_operations(obj)
-    except OperationError as exc:
-        print(f"d4c policy {command}: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+    return result.policy, obj, operations
 
 
 def run_evaluate(args: argparse.Namespace) -> int:

@@ -208,9 +208,14 @@ def test_evaluate_invalid_policy(tmp_path, capsys) -> None:
     "payload,message",
     [
         ("{not json", "d4c policy evaluate: OP:1:2: invalid JSON: "),
-        ('{"kind": "file", "operation": "createFile", "file": {"path": "/x", "mount": "nfs"}}', "d4c policy evaluate: operation.file.mount: must be one of root, volume, file"),
-        ('[{"kind": "process", "operation": "exec"}, 3]', "d4c policy evaluate: operation[1]: must be an object, not a number"),
-        ('"exec"', "d4c policy evaluate: operation: must be an object, not a string"),
+        ('{"kind": "file", "operation": "createFile", "file": {"path": "/x", "mount": "nfs"}}', "d4c policy evaluate: OP:1:77: operation.file.mount: must be one of root, volume, file"),
+        ('[{"kind": "process", "operation": "exec"}, 3]', "d4c policy evaluate: OP:1:44: operation[1]: must be an object, not a number"),
+        ('"exec"', "d4c policy evaluate: OP:1:1: operation: must be an object, not a string"),
+        # A missing field is located at the object that lacks it; a nested one at its value.
+        ('[{"kind": "process", "operation": "exec"},\n {"kind": "file", "operation": "createFile"}]',
+         "d4c policy evaluate: OP:2:2: operation[1].file: required for a file operation"),
+        ('{"kind": "process", "operation": "exec",\n "process": {"user": {"id": [1]}}}',
+         "d4c policy evaluate: OP:2:29: operation.process.user.id: must be a string or an integer"),
     ],
 )
 def test_evaluate_malformed_operation(tmp_path, capsys, payload, message) -> None:

@@ -143,6 +143,9 @@ def test_validate_piped_into_head_keeps_its_exit_status(tmp_path):
         ('{"kind": "file",\n "file": {"path": ' + "1" * 5000 + "}}", "<stdin>:2:19:", "integer of 5000 digits"),
         ('{"kind": "file", "x": NaN}', "<stdin>:1:23:", "NaN is not a JSON number"),
         ("[" * 100_000, "<stdin>:", "nesting too deep"),
+        # Valid JSON, no valid operation: located at the field the error names, not unlocated.
+        ('{"kind": "file",\n "operation": "createFile", "file": {"mount": "nfs"}}', "<stdin>:2:37:", "file.path: required"),
+        ('{"kind": "file",\n "operation": "createFile", "file": {"path": "/x", "mount": 1}}', "<stdin>:2:61:", "file.mount: must be a string"),
     ],
 )
 def test_evaluate_refuses_bad_operation_json_with_exit_2(tmp_path, operation, where, words):
@@ -151,6 +154,14 @@ def test_evaluate_refuses_bad_operation_json_with_exit_2(tmp_path, operation, wh
     assert done.returncode == 2 and done.stdout == ""
     assert done.stderr.startswith(f"d4c policy evaluate: {where}") and words in done.stderr
     assert done.stderr.count("\n") == 1
+
+
+def test_evaluate_locates_invalid_utf8_in_the_operation_file(tmp_path):
+    (tmp_path / "p.yaml").write_text(OK_POLICY)
+    (tmp_path / "op.json").write_bytes(b'{"kind": "file",\n "operation": "cr\xffeateFile"}')
+    done = d4c("policy", "evaluate", "p.yaml", "--operation", "op.json", cwd=tmp_path)
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr == "d4c policy evaluate: op.json:2:18: not UTF-8 text (byte 34)\n"
 
 
 # --- d4c scenario lint -----------------------------------------------------------------------
