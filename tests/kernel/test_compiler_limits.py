@@ -5,6 +5,7 @@ and when it refuses, the error names the field that goes over."""
 
 from __future__ import annotations
 
+import jsonschema
 import pytest
 import yaml
 from hypothesis import given, settings
@@ -14,6 +15,7 @@ from reference_agent.kernel import abi
 from reference_agent.kernel.compiler import CompileError, compile_file_section
 from reference_agent.kernel.process_compiler import compile_process_section
 from reference_agent.policy import limits, load_policy_text
+from reference_agent.policy.schema import policy_schema
 from reference_agent.policy.model import (
     MAX_PATH_PATTERN_BYTES,
     MAX_RESPONSES,
@@ -130,6 +132,19 @@ LIMITS = [
                          {"processUserId": _uids(limits.MAX_USER_IDS + 1)[limits.MAX_USER_IDS // 2:]}]),
      f"process.selectors[1].processUserId[{limits.MAX_USER_IDS // 2}]", "too-many"),
 ]
+
+
+SCHEMA = jsonschema.Draft202012Validator(policy_schema())
+# Limits on one value, which the JSON Schema states too (counts across selectors it cannot).
+SCHEMA_STATES = {"globstars", "adjacent-globstars", "pattern-bytes", "path-token-byte", "name-token-byte", "name-bytes"}
+
+
+@pytest.mark.parametrize("case", LIMITS, ids=lambda c: c[0])
+def test_the_schema_agrees_where_it_can_say_it(case):
+    name, at, over, _, _ = case
+    assert SCHEMA.is_valid(at)
+    if name in SCHEMA_STATES:
+        assert not SCHEMA.is_valid(over)
 
 
 @pytest.mark.parametrize("case", LIMITS, ids=lambda c: c[0])
