@@ -48,7 +48,7 @@ from pathlib import Path
 
 out, total, kernels, tiers = Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3].split(), sys.argv[4].split()
 bad = False
-print(f"\n{'kernel':8} " + " ".join(f"{t:32}" for t in tiers))
+print(f"\n{'kernel':8} " + " ".join(f"{t:46}" for t in tiers))
 for k in kernels:
     cells = []
     for t in tiers:
@@ -65,7 +65,7 @@ for k in kernels:
             cell = f"no report (exit {rc})"
             bad = True
         cells.append(f"{cell} ({int(seconds) // 60}m{int(seconds) % 60:02d}s)")
-    print(f"{k:8} " + " ".join(f"{c:32}" for c in cells))
+    print(f"{k:8} " + " ".join(f"{c:46}" for c in cells))
 print(f"total {total // 60} min {total % 60} s")
 sys.exit(1 if bad else 0)
 EOF

@@ -38,3 +38,16 @@ echo "== the conformance suite's kernel tier against the reference agent, in the
 echo "   (every scenario with a kernel part: real containers, \`d4c agent run\`, EPERM and ECS events)"
 d4c vm run -- python3 -m pytest -q -p no:cacheprovider conformance/ --target reference -m kernel \
     --conformance-report reports/conformance-kernel
+
+# The newer kernels users run (docs/vm.md, "Kernels"): tests/kernel and a few kernel-tier
+# scenarios (a file block, a rename, an exec and a fork block) on each. D4C_TEST_KERNELS=""
+# leaves the tier out; scripts/kernel-matrix.sh runs everything on every kernel.
+other_kernels=${D4C_TEST_KERNELS-6.12 7.2}
+smoke="file-create-file or file-rename-blocked-either-side or process-exec-blocked or process-fork-blocked"
+for k in $other_kernels; do
+    echo "== kernel $k: tests/kernel and the kernel-tier smoke subset, in the VM (d4c vm run --kernel $k)"
+    d4c vm build --kernel "$k" >/dev/null
+    d4c vm run --kernel "$k" -- python3 -m pytest -q -p no:cacheprovider tests/kernel
+    d4c vm run --kernel "$k" -- python3 -m pytest -q -p no:cacheprovider conformance/ --target reference -m kernel \
+        -k "$smoke" --conformance-report "reports/conformance-kernel-$k"
+done

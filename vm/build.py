@@ -66,7 +66,7 @@ def cached_image(checkout: Path | None = None) -> Image | None:
 
 
 @contextmanager
-def _lock(path: Path) -> Iterator[None]:
+def build_lock(path: Path) -> Iterator[None]:
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w") as handle:
         try:
@@ -84,7 +84,7 @@ def ensure_image(rebuild: bool = False, checkout: Path | None = None) -> Image:
     final = cache_root() / "images" / inputs.key()
     if not rebuild and (image := Image.load(final)):
         return image
-    with _lock(cache_root() / "build.lock"):
+    with build_lock(cache_root() / "build.lock"):
         if not rebuild and (image := Image.load(final)):
             return image  # built by whoever held the lock
         return _build(inputs, checkout, final, rebuild)

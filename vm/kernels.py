@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vm import kernel
-from vm.build import _lock  # one lock for every build: they share the mirror and the disk
+from vm.build import build_lock  # one lock for every build: they share the mirror and the disk
 from vm.errors import VmError
 from vm.paths import cache_root
 from vm.progress import say, step
@@ -214,7 +214,7 @@ def ensure_bundle(release: str, rebuild: bool = False) -> Bundle | None:
     final = cache_root() / "kernels" / bundle_key(release)
     if not rebuild and (bundle := Bundle.load(final)):
         return bundle
-    with _lock(cache_root() / "build.lock"):
+    with build_lock(cache_root() / "build.lock"):
         if not rebuild and (bundle := Bundle.load(final)):
             return bundle
         return _build(release, final)
