@@ -1,17 +1,13 @@
 """Kernel tier: real containers through the Docker SDK, steps via `docker exec`, file checks.
 
-Kubernetes metadata is given to containers the way kubelet's dockershim / cri-dockerd labels
-them (io.kubernetes.pod.name, .pod.namespace, .pod.uid, .container.name), so an agent that
-reads Kubernetes metadata from the container runtime sees a pod. Pod labels: dockershim puts
-them only on the sandbox container, which a scenario does not have, so they are carried as
-one annotation, as cri-dockerd stores annotations (`annotation.<key>` Docker labels):
-`annotation.d4c.conformance/pod-labels` = the labels as a JSON object (docs/scenarios.md).
+A container of a pod is created as kubelet would leave it (conformance/pods.py): below a pod
+cgroup, with kubelet's CRI labels, its pod in the suite's Kubernetes API server with the
+container's status. Pod labels are only in the API (docs/scenarios.md, "Kubernetes").
 """
 
 from __future__ import annotations
 
 import io
-import json
 import shutil
 import tarfile
 import tempfile
@@ -21,9 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from conformance.model import ContainerSpec, FileCheck, Scenario, Step
-
-POD_LABELS_ANNOTATION = "annotation.d4c.conformance/pod-labels"
-SCENARIO_LABEL = "d4c.conformance/scenario"  # lets a crashed run's leftovers be found
+from conformance.pods import SCENARIO_LABEL, ScenarioPods, cgroup_parent, container_labels, pod_uid
 # The idle main process of a scenario container: only steps should cause activity.
 IDLE_COMMAND = ("sleep", "2147483647")
 EPERM_TEXTS = ("Operation not permitted", "EPERM")
@@ -48,20 +42,6 @@ def docker_client() -> Any:
     except Exception as error:  # noqa: BLE001 - the SDK raises several types for "no daemon"
         raise DockerUnavailable(f"no Docker daemon reachable: {error}") from None
     return client
-
-
-def docker_labels(spec: ContainerSpec, scenario_id: str) -> dict[str, str]:
-    labels = {SCENARIO_LABEL: scenario_id}
-    if spec.pod is not None:
-        labels.update({
-            "io.kubernetes.pod.name": spec.pod.name,
-            "io.kubernetes.pod.namespace": spec.pod.namespace,
-            "io.kubernetes.pod.uid": spec.pod.uid or str(uuid.uuid5(uuid.NAMESPACE_URL, f"{scenario_id}/{spec.name}")),
-            "io.kubernetes.container.name": spec.name,
-            "io.kubernetes.docker.type": "container",
-            POD_LABELS_ANNOTATION: json.dumps(dict(spec.pod.labels), sort_keys=True),
-        })
-    return labels
 
 
 @dataclass(frozen=True)
@@ -97,6 +77,8 @@ class Containers:
 
     client: Any
     scenario: Scenario
+    pods: ScenarioPods | None = None  # None: no API server (the pods are then only cgroups and labels)
+    cgroup_driver: str = "systemd"  # Docker's (`docker info`): how a pod cgroup parent is named
     handles: dict[str, Any] = field(default_factory=dict)
     _volumes: list[Any] = field(default_factory=list)
     _tmp: Path | None = None
@@ -104,11 +86,15 @@ class Containers:
     def __enter__(self) -> Containers:
         try:
             self._tmp = Path(tempfile.mkdtemp(prefix=f"d4c-{self.scenario.id}-"))
+            if self.pods is not None:  # scheduled first, as a pod is before kubelet starts anything
+                self.pods.announce()
             for spec in self.scenario.containers:
                 try:
                     self.handles[spec.name] = self._create(spec)
                 except Exception as error:  # noqa: BLE001 - docker raises many types
                     raise SetupError(f"container {spec.name!r} ({spec.image}): {error}") from None
+            if self.pods is not None:
+                self.pods.running({name: (c.id, c.attrs.get("Image") or "") for name, c in self.handles.items()})
         except BaseException:
             self.close()
             raise
@@ -146,7 +132,8 @@ class Containers:
             entrypoint=[command[0]],
             command=list(command[1:]),
             name=f"d4c-{self.scenario.id[:40]}-{spec.name}-{uuid.uuid4().hex[:6]}",
-            labels=docker_labels(spec, self.scenario.id),
+            labels=container_labels(spec, self.scenario.id),
+            cgroup_parent=cgroup_parent(self.cgroup_driver, pod_uid(self.scenario.id, spec.pod)) if spec.pod else None,
             mounts=mounts,
             user=spec.user or None,
             detach=True,
@@ -214,6 +201,8 @@ class Containers:
             except Exception:  # noqa: BLE001
                 pass
         self._volumes.clear()
+        if self.pods is not None:
+            self.pods.remove()
         if self._tmp is not None:
             shutil.rmtree(self._tmp, ignore_errors=True)
             self._tmp = None

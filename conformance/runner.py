@@ -15,6 +15,8 @@ from typing import Any
 from conformance import events as ev
 from conformance.adapters.command import AdapterError, AdapterSpec, AgentProcess, EngineCallError, base_values, expand
 from conformance.kernel import Containers, DockerUnavailable, SetupError, docker_client
+from conformance.kube_api import KubeApi
+from conformance.pods import ScenarioPods, node_name
 from conformance.model import Scenario
 from conformance.fields.check import check_document
 from conformance.sinks import BulkServer, Event, EventSource, NdjsonFiles
@@ -93,6 +95,10 @@ class KernelSession:
     session_dir: Path | None = None
     docker_error: str | None = None
     restarts: list[str] = field(default_factory=list)  # why the per-worker agent was restarted
+    kube: KubeApi | None = None
+    kubeconfig: Path | None = None
+    cgroup_driver: str = "systemd"
+    _kube_dir: Path | None = None
     _started: bool = False
 
     def docker(self) -> Any:
@@ -100,6 +106,7 @@ class KernelSession:
             self._started = True
             try:
                 self.client = docker_client()
+                self.cgroup_driver = str(self.client.info().get("CgroupDriver") or "cgroupfs")
             except DockerUnavailable as error:
                 self.docker_error = str(error)
         if self.client is None:
@@ -114,6 +121,18 @@ class KernelSession:
             return False
         return agent.process is not None and agent.process.pid == pid
 
+    def kubernetes(self) -> Path:
+        """The worker's Kubernetes API server (started once) and its kubeconfig. The file's name
+        carries the server's port: an agent an earlier run left running watches another server,
+        and must not be adopted (AgentProcess.adopt compares $KUBECONFIG)."""
+        if self.kube is None:
+            self.kube = KubeApi()
+            url = self.kube.start()
+            self._kube_dir = Path(tempfile.mkdtemp(prefix="d4c-kube-"))
+            self.kubeconfig = self.kube.write_kubeconfig(self._kube_dir / f"kubeconfig-{self.kube.port}", url)
+        assert self.kubeconfig is not None
+        return self.kubeconfig
+
     def sink(self, spec: AdapterSpec) -> BulkServer | None:
         if spec.events and spec.events.elasticsearch and self.bulk is None:
             self.bulk = BulkServer().start()
@@ -127,6 +146,12 @@ class KernelSession:
         if self.bulk is not None:
             self.bulk.stop()
             self.bulk = None
+        if self.kube is not None:
+            self.kube.stop()
+            self.kube = None
+        if self._kube_dir is not None:
+            shutil.rmtree(self._kube_dir, ignore_errors=True)
+            self._kube_dir = None
         if self.session_dir is not None and not self.options.keep_workdirs and not kept:
             shutil.rmtree(self.session_dir, ignore_errors=True)
 
@@ -247,6 +272,8 @@ def run_kernel(scenario: Scenario, target: Target, session: KernelSession) -> No
         "events_dir": str(workdir / "events"),
         "scenario": scenario.id,
         "es_url": bulk.url if bulk else "",
+        "kubeconfig": str(session.kubernetes()),
+        "node_name": node_name(),
     }
     source: EventSource = bulk if bulk is not None else NdjsonFiles(expand(spec.events.ndjson or "", values))
     agent: AgentProcess | None = None
@@ -255,7 +282,8 @@ def run_kernel(scenario: Scenario, target: Target, session: KernelSession) -> No
     file_problems: list[str] = []
     field_problems: list[str] = []
     try:
-        with Containers(client, scenario) as containers:
+        pods = ScenarioPods(session.kube, scenario, "docker") if session.kube is not None else None
+        with Containers(client, scenario, pods, session.cgroup_driver) as containers:
             mark = source.mark()
             try:
                 if per_session:

@@ -51,6 +51,7 @@ from reference_agent.config import (
     EXIT_BAD_CONFIG,
     AgentConfig,
     ConfigError,
+    kubernetes_from_environment,
     load_config,
 )
 from reference_agent.ecs import (
@@ -125,15 +126,15 @@ class Agent:
         start() builds one over this host's /proc and seeds it, unless `process_table` is
         False. `ancestry` overrides where relatives come from (tests; the table otherwise)."""
         self.config = config
+        self.cluster_id = config.cluster_id  # start() asks the API when the config does not say
         self.backend = backend
         self.policy = PolicyHolder(policy_path, self._apply, prepare=self._refresh_containers,
                                    on_accepted=self._accepted)
         if containers is None:
+            pods = _pod_source(config)
             if docker_client is None:
-                import docker  # the agent extra; only needed for a real run
-
-                docker_client = docker.from_env()
-            containers = ContainerCache(docker_client, pods=_pod_source(config))
+                docker_client = _docker_client(required=pods is None)
+            containers = ContainerCache(docker_client, pods=pods)
         containers.on_change = self._containers_changed
         self.containers = containers
         self._host = host
@@ -163,11 +164,13 @@ class Agent:
     def start(self) -> LoadedPolicy:
         """Gather facts, open outputs, load and apply the policy. PolicyRejected if invalid."""
         cfg = self.config
+        if self.cluster_id is None:
+            self.cluster_id = self.containers.cluster_uid()
         self.ctx = EventContext(
             host=self._host or collect_host_facts(), agent=collect_agent_facts(cfg.state_dir),
             clock=self._clock or BootClock(), namespace=cfg.namespace,
             package_policy_id=cfg.package_policy_id, package_policy_version=cfg.package_policy_version,
-            cluster_id=cfg.cluster_id, cluster_name=cfg.cluster_name, names=UserNames())
+            cluster_id=self.cluster_id, cluster_name=cfg.cluster_name, names=UserNames())
         if self._shipper is None and cfg.elasticsearch_url:
             self._shipper = BulkShipper(cfg.elasticsearch_url, cfg.output_dir, cfg.state_dir)
         on_write = self._shipper.wake if self._shipper is not None else None
@@ -273,7 +276,7 @@ class Agent:
     # -- policy and containers -------------------------------------------------------------
 
     def _masks(self, policy: Policy) -> dict[int, frozenset[str]]:
-        return container_masks(policy, self.containers.containers(), self.config.cluster_id, self.config.cluster_name)
+        return container_masks(policy, self.containers.containers(), self.cluster_id, self.config.cluster_name)
 
     def _apply(self, policy: Policy) -> None:
         """PolicyHolder's apply callback: the kernel gets the policy with fresh masks."""
@@ -492,6 +495,21 @@ class Agent:
         return self.processes.ancestry(task)
 
 
+def _docker_client(*, required: bool) -> Any:
+    """Docker's SDK client. Without the Kubernetes API Docker is where containers come from, so
+    its absence is fatal; with the API it only describes containers in no pod, and a node
+    without Docker (containerd, CRI-O) runs without it."""
+    import docker  # the agent extra; only needed for a real run
+
+    try:
+        return docker.from_env()
+    except Exception as exc:  # no socket, permission denied: the SDK raises DockerException
+        if required:
+            raise
+        log.info("docker: not reachable (%s); containers in no pod are known by their cgroup only", exc)
+        return None
+
+
 def _pod_source(config: AgentConfig) -> Any:
     """Pod labels from the Kubernetes API when the config has a `kubernetes:` section
     (metadata/kubernetes.py); None = from container labels only."""
@@ -513,6 +531,7 @@ def run_agent(config_path: str | Path | None, policy_path: str | Path,
     err = err or sys.stderr
     try:
         config = load_config(config_path) if config_path is not None else AgentConfig()
+        config = kubernetes_from_environment(config)
     except ConfigError as exc:
         print(str(exc), file=err)
         return EXIT_BAD_CONFIG

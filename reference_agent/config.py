@@ -9,13 +9,13 @@ A flat YAML mapping; every key is optional::
     elasticsearch_url: http://es:9200  # absent = no shipping, NDJSON files only
     package_policy_id: 4c9cbba0-...    # -> cloud_defend.package_policy_id
     package_policy_version: 2          # -> cloud_defend.package_policy_version
-    cluster_id: "12345"                # -> orchestrator.cluster.id (a node cannot know it)
+    cluster_id: "12345"                # -> orchestrator.cluster.id (default: kube-system's uid)
     cluster_name: website              # -> orchestrator.cluster.name
     heartbeat_interval: 60             # seconds between metrics-cloud_defend.heartbeat documents
     metrics_interval: 60               # seconds between metrics-cloud_defend.metrics documents
-    kubernetes:                        # absent = pod facts from container labels only
+    kubernetes:                        # absent = $KUBECONFIG if set, else Docker's facts only
       api: in-cluster                  # or an absolute path to a kubeconfig file
-      node_name: node-1                # default: $NODE_NAME (downward API); none = no watch
+      node_name: node-1                # default: $NODE_NAME (downward API), else the host name
       cache_ttl: 60                    # seconds a one-off GET answer is trusted (no watch)
       request_timeout: 5               # seconds per API request
 
@@ -27,7 +27,10 @@ caller (the agent's CLI) prints it and exits 2; it never becomes a traceback.
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -283,3 +286,24 @@ def load_config(path: str | Path) -> AgentConfig:
 
         client_configuration(config.kubernetes)  # raises ConfigError at the `api` line
     return config
+
+
+KUBECONFIG_ENV = "KUBECONFIG"
+
+
+def kubernetes_from_environment(config: AgentConfig, environ: Mapping[str, str] | None = None) -> AgentConfig:
+    """A config without a `kubernetes:` section reads pods through `$KUBECONFIG` when it is set,
+    as kubectl and every client-go program do (the conformance suite hands its API server over
+    that way). The config's own section, when there is one, wins."""
+    environ = os.environ if environ is None else environ
+    path = environ.get(KUBECONFIG_ENV, "")
+    if config.kubernetes is not None or not path:
+        return config
+    if os.pathsep in path:
+        raise ConfigError(f"${KUBECONFIG_ENV}", None, "kubernetes.api",
+                          f"one kubeconfig file, not a list: {path!r} (set kubernetes.api in the config)")
+    cfg = KubernetesConfig(api=os.path.abspath(path), file=f"${KUBECONFIG_ENV}")
+    from reference_agent.metadata.kubernetes import client_configuration
+
+    client_configuration(cfg)  # an unusable one is a ConfigError naming $KUBECONFIG
+    return dataclasses.replace(config, kubernetes=cfg)

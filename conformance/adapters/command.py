@@ -17,7 +17,8 @@ events:
 ```
 
 Placeholders in any string: {policy} {workdir} {events_dir} {es_url} {scenario} {adapter_dir}
-{python}. Full reference: docs/scenarios.md.
+{python} {kubeconfig} {node_name}. The agent's environment also has KUBECONFIG (the suite's
+Kubernetes API server) and NODE_NAME. Full reference: docs/scenarios.md.
 """
 
 from __future__ import annotations
@@ -219,6 +220,27 @@ class AdoptedProcess:
         return self.returncode  # type: ignore[return-value]
 
 
+# The suite's Kubernetes API server reaches the agent as any Kubernetes client finds it
+# (KUBECONFIG), and the node's name as a DaemonSet's downward API gives it (NODE_NAME).
+SUITE_ENV = (("KUBECONFIG", "kubeconfig"), ("NODE_NAME", "node_name"))
+
+
+def agent_env(spec: AgentSpec, values: dict[str, str]) -> dict[str, str]:
+    """The agent's environment: the suite's, then the suite's own variables, then the adapter's `env`."""
+    suite = {name: values[key] for name, key in SUITE_ENV if values.get(key)}
+    return {**os.environ, **suite, **{k: expand(v, values) for k, v in spec.env}}
+
+
+def running_env(pid: int) -> dict[str, str] | None:
+    """The environment a running process was started with (None when gone or unreadable)."""
+    try:
+        raw = Path(f"/proc/{pid}/environ").read_bytes()
+    except OSError:
+        return None
+    pairs = (part.decode(errors="replace").partition("=") for part in raw.split(b"\0") if part)
+    return {k: v for k, _, v in pairs}
+
+
 def running_argv(pid: int) -> list[str] | None:
     """The command line of a running process (None when it is gone or unreadable)."""
     try:
@@ -246,14 +268,19 @@ class AgentProcess:
         """Take over an agent an earlier run left running with this same command line."""
         if running_argv(pid) != self.argv:
             return False
-        self.env = {**os.environ, **{k: expand(v, self.values) for k, v in self.spec.env}}
+        env = agent_env(self.spec, self.values)
+        running = running_env(pid)
+        # Same command, but another run's API server (its kubeconfig): it would watch a dead one.
+        if running is None or running.get("KUBECONFIG") != env.get("KUBECONFIG"):
+            return False
+        self.env = env
         self.log_path = Path(self.values["workdir"]) / "agent.log"
         self.process = AdoptedProcess(pid)
         return True
 
     def start(self) -> None:
         argv = self.argv
-        self.env = {**os.environ, **{k: expand(v, self.values) for k, v in self.spec.env}}
+        self.env = agent_env(self.spec, self.values)
         self.log_path = Path(self.values["workdir"]) / "agent.log"
         if self.spec.ready_path:  # a previous agent's, in a reused work directory, must not count
             Path(expand(self.spec.ready_path, self.values)).unlink(missing_ok=True)

@@ -194,7 +194,8 @@ def container_fields(ctx: EventContext, container: ContainerInfo | None) -> dict
     if pod is not None:
         fields["orchestrator.type"] = "kubernetes"
         fields["orchestrator.resource.type"] = "pod"
-        fields["orchestrator.resource.name"] = pod.name
+        if pod.name:
+            fields["orchestrator.resource.name"] = pod.name
         if pod.namespace:
             fields["orchestrator.namespace"] = pod.namespace
         if pod.ip:

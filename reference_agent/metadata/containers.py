@@ -1,45 +1,42 @@
 """Which container (and which Kubernetes pod) a cgroup v2 id belongs to.
 
 The kernel side reports a task's cgroup v2 id (`TaskInfo.cgroup_id`): the inode number of the
-task's cgroup directory under /sys/fs/cgroup. Docker puts a container in
-`/system.slice/docker-<id>.scope` (systemd cgroup driver) or `/docker/<id>` (cgroupfs driver);
-under Kubernetes the directory sits below `kubepods*`. Rather than guess every layout, the cache
-asks Docker for each container's init pid and reads `/proc/<pid>/cgroup` (the authoritative
-path), falls back to the two Docker layouts above, and also indexes the sub-cgroups below the
-container's directory (a container may create its own, e.g. systemd inside it). A cgroup id
-that is no container's is the host (D15).
+task's cgroup directory under /sys/fs/cgroup. Two ways to know the containers, by whether the
+agent reads pods from the Kubernetes API (config `kubernetes:` or `$KUBECONFIG`, a PodSource):
 
-Container facts come from the Docker SDK (`docker.DockerClient` surface: `containers.list`,
-`containers.get`, `images.get`, `events`); tests pass a fake object with that surface.
+WITH THE API (a Kubernetes node, any runtime). The cgroup tree is the authority: every runtime
+names a container's cgroup after its id, and kubelet puts it below a cgroup named after its
+pod's uid (processes/cgroups.py `identity_from_cgroup_path`, every cgroupfs and systemd layout).
+A walk of the tree gives each container's id, pod uid and cgroup ids (the container's own
+sub-cgroups included). A container in a pod takes everything from the pod object
+(metadata/kubernetes.py): pod name, namespace, labels, IP, and from the pod's
+`status.containerStatuses[]` entry whose `containerID` is `<runtime>://<id>`, the container's
+name, image and runtime. No container runtime is asked about it, so a containerd or CRI-O node
+needs no Docker socket. Only a container in no pod (a plain `docker run` on the node) is asked
+of the runtime: Docker through its SDK, when there is a Docker daemon; otherwise it is known by
+its id (and the runtime its cgroup name tells) only. A container whose cgroup went away is kept
+for GONE_GRACE_S (its last ring-buffer records still resolve), then forgotten.
 
-Image references are normalised by D13 (`registry/path/name:tag`, `latest` when the reference
-has no tag, short Docker Hub names `nginx`, `user/app` become `docker.io/library/nginx:latest`,
-`docker.io/user/app:latest`) by the policy engine's `image_parts`.
+WITHOUT THE API (a plain Docker host). Docker is the authority: the cache lists containers,
+reads each one's cgroup from its init pid's `/proc/<pid>/cgroup` (falling back to the two Docker
+layouts `/system.slice/docker-<id>.scope` and `/docker/<id>`), indexes the sub-cgroups below it,
+and follows Docker's start/destroy events. Pod facts, when a container has them, come from the
+labels kubelet's CRI puts on containers (`io.kubernetes.pod.name`, `.pod.namespace`,
+`.pod.uid`; one without `io.kubernetes.pod.name` is not Kubernetes-managed, D15), pod labels
+from a cri-dockerd sandbox container's labels or per-label container labels
+`d4c.pod.label/KEY = VALUE` (everything after the fixed prefix, `/` included, is the key), and
+`d4c.pod.ip` gives orchestrator.resource.ip when the container has no network of its own.
 
-Kubernetes pod facts are read from the labels kubelet's container runtimes put on every
-container: `io.kubernetes.pod.name`, `io.kubernetes.pod.namespace`, `io.kubernetes.pod.uid`
-(a container with `io.kubernetes.pod.name` is Kubernetes-managed; one without is not, D15).
-POD LABELS. Kubelet puts pod labels on the pod's sandbox container only, so they are read from,
-merged in this order (later wins):
-1. cri-dockerd: when the container has `io.kubernetes.sandbox.id`, the sandbox container's own
-   labels other than `io.kubernetes.*` and `annotation.*` (where cri-dockerd puts them);
-2. the conformance suite's convention (conformance/kernel.py, no kubelet, no sandbox): the
-   container label `annotation.d4c.conformance/pod-labels` = the pod labels as a JSON object;
-3. per-label container labels `d4c.pod.label/KEY = VALUE` (the prefix is fixed; everything
-   after it, `/` included, is the key: `d4c.pod.label/app.kubernetes.io/name = web`).
-Optional `d4c.pod.ip` gives orchestrator.resource.ip when the container has no network of its
-own (pod containers share the sandbox's network namespace).
-KUBERNETES API. Real kubelets put no pod labels on workload containers; with the config's
-`kubernetes:` section the cache is given a `PodSource` (metadata/kubernetes.py's PodDirectory):
-when it knows the pod (namespace/name, same uid), the API's labels and pod IP REPLACE what the
-container labels say (the API is the authority); when it does not (yet), or the API is down,
-the container labels' facts stand. A pod change reported by the source re-derives every
-container (and so the agent's masks).
+A cgroup id that is no container's is the host (D15). Container facts from Docker use the SDK's
+`docker.DockerClient` surface (`containers.list`, `containers.get`, `images.get`, `events`);
+tests pass a fake object with that surface. Image references are normalised by D13
+(`registry/path/name:tag`, `latest` when the reference has no tag, short Docker Hub names
+`nginx`, `user/app` become `docker.io/library/nginx:latest`, `docker.io/user/app:latest`) by the
+policy engine's `image_parts`.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import re
@@ -51,12 +48,11 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from reference_agent.policy.operation import image_parts
-from reference_agent.processes.cgroups import find_cgroup2_mount
+from reference_agent.processes.cgroups import find_cgroup2_mount, identity_from_cgroup_path
 
 log = logging.getLogger(__name__)
 
 POD_LABEL_PREFIX = "d4c.pod.label/"
-POD_LABELS_ANNOTATION = "annotation.d4c.conformance/pod-labels"  # JSON object; conformance/kernel.py
 POD_IP_LABEL = "d4c.pod.ip"
 K8S_POD_NAME = "io.kubernetes.pod.name"
 K8S_POD_NAMESPACE = "io.kubernetes.pod.namespace"
@@ -64,22 +60,40 @@ K8S_POD_UID = "io.kubernetes.pod.uid"
 K8S_SANDBOX_ID = "io.kubernetes.sandbox.id"
 
 _DIGEST_ID = re.compile(r"^(sha256:)?[0-9a-f]{64}$")
+GONE_GRACE_S = 30.0
+# The runtime a cgroup name tells (`<prefix>-<id>.scope`), as ECS container.runtime names it.
+_RUNTIME_OF_PREFIX = {"docker": "docker", "cri-containerd": "containerd", "crio": "cri-o", "libpod": "podman"}
+
+
+class ApiContainerFacts(Protocol):
+    """One container of an ApiPodFacts (metadata/kubernetes.py's ApiContainer)."""
+
+    name: str
+    image: str
+    runtime: str
 
 
 class ApiPodFacts(Protocol):
     """What a PodSource answers (metadata/kubernetes.py's ApiPod)."""
 
+    namespace: str
+    name: str
     uid: str
     labels: Mapping[str, str]
     ip: str | None
+    containers: Mapping[str, ApiContainerFacts]
 
 
 class PodSource(Protocol):
-    """Pod facts from the Kubernetes API; lookup() must never wait on the network."""
+    """Pod facts from the Kubernetes API; by_uid() must never wait on the network."""
 
     on_change: Callable[[], None] | None
 
-    def lookup(self, namespace: str | None, name: str | None, uid: str | None = None) -> ApiPodFacts | None: ...
+    def by_uid(self, uid: str) -> ApiPodFacts | None: ...
+
+    def ensure(self, wanted: Iterable[tuple[str, str]]) -> None: ...
+
+    def cluster_uid(self) -> str | None: ...
 
     def start(self) -> None: ...
 
@@ -105,7 +119,7 @@ def parse_image_reference(reference: str) -> ImageRef:
 
 @dataclass(frozen=True)
 class PodInfo:
-    name: str
+    name: str | None  # None: a pod the API has not described (yet)
     namespace: str | None
     uid: str | None
     labels: Mapping[str, str] = field(default_factory=dict)
@@ -123,8 +137,7 @@ class ContainerInfo:
 
 
 def container_info_from_attrs(attrs: Mapping[str, Any], resolve_image_id: Callable[[str], str | None] | None = None,
-                              sandbox_labels: Callable[[str], Mapping[str, str] | None] | None = None,
-                              pods: PodSource | None = None) -> ContainerInfo:
+                              sandbox_labels: Callable[[str], Mapping[str, str] | None] | None = None) -> ContainerInfo:
     """Build ContainerInfo from `docker inspect` attributes (the SDK's `Container.attrs`)."""
     config = attrs.get("Config") or {}
     labels: Mapping[str, str] = config.get("Labels") or {}
@@ -144,14 +157,13 @@ def container_info_from_attrs(attrs: Mapping[str, Any], resolve_image_id: Callab
         id=attrs["Id"],
         name=(attrs.get("Name") or "").lstrip("/") or None,
         image=image,
-        pod=_pod_from_labels(labels, attrs, sandbox_labels, pods),
+        pod=_pod_from_labels(labels, attrs, sandbox_labels),
         init_pid=pid,
     )
 
 
 def _pod_from_labels(labels: Mapping[str, str], attrs: Mapping[str, Any],
-                     sandbox_labels: Callable[[str], Mapping[str, str] | None] | None,
-                     pods: PodSource | None = None) -> PodInfo | None:
+                     sandbox_labels: Callable[[str], Mapping[str, str] | None] | None) -> PodInfo | None:
     pod_name = labels.get(K8S_POD_NAME)
     if not pod_name:
         return None
@@ -161,26 +173,10 @@ def _pod_from_labels(labels: Mapping[str, str], attrs: Mapping[str, Any],
         sandbox = sandbox_labels(sandbox_id) or {}
         pod_labels.update({k: v for k, v in sandbox.items()
                            if not k.startswith(("io.kubernetes.", "annotation.", POD_LABEL_PREFIX))})
-    if POD_LABELS_ANNOTATION in labels:
-        pod_labels.update(_json_labels(labels[POD_LABELS_ANNOTATION], attrs.get("Id")))
     pod_labels.update(iter_pod_labels(labels))
     ip = labels.get(POD_IP_LABEL) or _first_ip(attrs)
     namespace, uid = labels.get(K8S_POD_NAMESPACE), labels.get(K8S_POD_UID)
-    api = pods.lookup(namespace, pod_name, uid) if pods is not None else None
-    if api is not None:  # the API's word replaces the container labels' (module docstring)
-        pod_labels, ip, uid = dict(api.labels), api.ip or ip, api.uid
     return PodInfo(name=pod_name, namespace=namespace, uid=uid, labels=pod_labels, ip=ip)
-
-
-def _json_labels(text: str, container_id: object) -> dict[str, str]:
-    try:
-        value = json.loads(text)
-    except ValueError:
-        value = None
-    if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
-        log.warning("container %s: %s is not a JSON object of strings; ignored", container_id, POD_LABELS_ANNOTATION)
-        return {}
-    return value
 
 
 def _first_ip(attrs: Mapping[str, Any]) -> str | None:
@@ -193,8 +189,38 @@ def _first_ip(attrs: Mapping[str, Any]) -> str | None:
     return None
 
 
+@dataclass
+class _Found:
+    """A container found in the cgroup tree."""
+
+    pod_uid: str | None
+    prefix: str  # of its cgroup name: docker, cri-containerd, crio, ... ("" for a bare id)
+    top: Path  # its own cgroup directory (the sub-cgroups are below)
+    ids: set[int] = field(default_factory=set)
+
+
+def image_or_none(reference: str, container_id: str) -> ImageRef | None:
+    if not reference or _DIGEST_ID.match(reference):
+        return None
+    try:
+        return parse_image_reference(reference)
+    except ValueError:
+        log.warning("container %s: unparseable image reference %r", container_id[:12], reference)
+        return None
+
+
+def first_pid(cgroup_dir: Path) -> int | None:
+    """The lowest pid in a cgroup (its container's init, normally): the container's root fs."""
+    try:
+        pids = [int(line) for line in (cgroup_dir / "cgroup.procs").read_text().split()]
+    except (OSError, ValueError):
+        return None
+    return min(pids) if pids else None
+
+
 class ContainerCache:
-    """cgroup id -> ContainerInfo, refreshed from Docker (list at start, events while running).
+    """cgroup id -> ContainerInfo, from the cgroup tree and the Kubernetes API when there is a
+    pod source, else from Docker (list at start, events while running); module docstring.
 
     `lookup(cgroup_id)` never blocks on Docker for a cgroup it has recently found unknown:
     misses are remembered for `negative_ttl` seconds so host activity cannot make the agent
@@ -223,6 +249,7 @@ class ContainerCache:
         self._containers: dict[str, ContainerInfo] = {}
         self._cgroups_of: dict[str, set[int]] = {}
         self._misses: dict[int, float] = {}
+        self._gone_at: dict[str, float] = {}  # container id -> when its cgroup was last missed
         self._events_thread: threading.Thread | None = None
         self._events_stream: Any = None
         self._stopping = threading.Event()
@@ -259,8 +286,15 @@ class ContainerCache:
 
     # -- refresh -----------------------------------------------------------------------------
 
+    def cluster_uid(self) -> str | None:
+        """orchestrator.cluster.id from the API (kube-system's uid), None without one."""
+        return self._pods.cluster_uid() if self._pods is not None else None
+
     def refresh(self) -> None:
-        """Re-list running containers and re-index their cgroups."""
+        """Re-find running containers and re-index their cgroups."""
+        if self._pods is not None:
+            self._refresh_from_cgroups()
+            return
         try:
             listed = self._docker.containers.list()
         except Exception as exc:  # daemon down: keep what we know, report once per refresh
@@ -286,6 +320,12 @@ class ContainerCache:
         cid = event.get("id") or (event.get("Actor") or {}).get("ID")
         if not cid:
             return
+        if self._pods is not None:  # the cgroup tree is the authority: the event only says when to look
+            if action == "start":
+                with self._lock:
+                    self._misses.clear()
+                self.refresh()
+            return
         changed = False
         if action == "start":
             try:
@@ -306,6 +346,8 @@ class ContainerCache:
         """Follow Docker events (and the pod source, if any) in daemon threads until close()."""
         if self._pods is not None:
             self._pods.start()
+        if self._docker is None:  # no Docker on this node: pod watch and cgroup walks only
+            return
         filters = {"type": "container", "event": ["start", "destroy"]}
         self._events_stream = self._docker.events(decode=True, filters=filters)
 
@@ -335,10 +377,84 @@ class ContainerCache:
         if self._events_thread is not None:
             self._events_thread.join(timeout=2)
 
+    # -- from the cgroup tree (with a pod source) ---------------------------------------------
+
+    def _refresh_from_cgroups(self) -> None:
+        found = self._walk()
+        assert self._pods is not None
+        self._pods.ensure((f.pod_uid, cid) for cid, f in found.items() if f.pod_uid)
+        changed = False
+        for cid, f in found.items():
+            info = self._from_pod(cid, f) if f.pod_uid else self._from_runtime(cid, f)
+            changed |= self._index(info, f.ids)
+        now = self._clock()
+        with self._lock:
+            for cid in found:
+                self._gone_at.pop(cid, None)
+            missing = [cid for cid in self._containers if cid not in found]
+            for cid in missing:
+                self._gone_at.setdefault(cid, now)
+            expired = [cid for cid in missing if now - self._gone_at[cid] >= GONE_GRACE_S]
+        for cid in expired:
+            changed |= self._forget(cid)
+            self._gone_at.pop(cid, None)
+        if changed and self.on_change is not None:
+            self.on_change()
+
+    def _walk(self) -> dict[str, _Found]:
+        found: dict[str, _Found] = {}
+        root = str(self._cgroup_root)
+        for dirpath, _dirs, _files in os.walk(root):
+            identity = identity_from_cgroup_path(dirpath[len(root):])
+            if identity is None:
+                continue
+            try:
+                ino = os.stat(dirpath).st_ino
+            except OSError:
+                continue  # removed while walking
+            entry = found.get(identity.container_id)
+            if entry is None:  # os.walk is top-down: the first directory is the container's own
+                name = os.path.basename(dirpath)
+                prefix = name[: name.index(identity.container_id)].rstrip("-")
+                entry = found[identity.container_id] = _Found(identity.pod_uid, prefix, Path(dirpath))
+            entry.ids.add(ino)
+        return found
+
+    def _from_pod(self, cid: str, found: _Found) -> ContainerInfo:
+        assert self._pods is not None and found.pod_uid is not None
+        api = self._pods.by_uid(found.pod_uid)
+        status = api.containers.get(cid) if api is not None else None
+        runtime = status.runtime if status is not None and status.runtime else \
+            _RUNTIME_OF_PREFIX.get(found.prefix, "unknown")
+        pod = PodInfo(name=api.name, namespace=api.namespace, uid=api.uid, labels=dict(api.labels), ip=api.ip) \
+            if api is not None else PodInfo(name=None, namespace=None, uid=found.pod_uid)
+        return ContainerInfo(id=cid, name=status.name if status is not None else None,
+                             image=image_or_none(status.image, cid) if status is not None else None,
+                             pod=pod, init_pid=first_pid(found.top), runtime=runtime)
+
+    def _from_runtime(self, cid: str, found: _Found) -> ContainerInfo:
+        with self._lock:
+            old = self._containers.get(cid)
+        if old is not None and old.pod is None and (old.name is not None or old.image is not None):
+            return old  # asked once; a container's name and image do not change
+        bare = ContainerInfo(id=cid, name=None, image=None, pod=None, init_pid=first_pid(found.top),
+                             runtime=_RUNTIME_OF_PREFIX.get(found.prefix, "unknown"))
+        if self._docker is None or found.prefix not in ("docker", ""):
+            return bare
+        try:
+            attrs = self._docker.containers.get(cid).attrs
+        except Exception as exc:  # not Docker's (another runtime), or the daemon is down
+            log.debug("docker: container %s: %s", cid[:12], exc)
+            return bare
+        info = container_info_from_attrs(attrs, self._image_tag)
+        # Its cgroup names no pod: whatever its labels say, it is in none (the cgroup is the authority).
+        return ContainerInfo(id=info.id, name=info.name, image=info.image, pod=None,
+                             init_pid=info.init_pid or bare.init_pid, runtime="docker")
+
     # -- internals ---------------------------------------------------------------------------
 
     def _info(self, attrs: Mapping[str, Any]) -> ContainerInfo:
-        return container_info_from_attrs(attrs, self._image_tag, self._sandbox_labels, self._pods)
+        return container_info_from_attrs(attrs, self._image_tag, self._sandbox_labels)
 
     def _image_tag(self, image_id: str) -> str | None:
         try:
@@ -353,8 +469,9 @@ class ContainerCache:
         except Exception:
             return None
 
-    def _index(self, info: ContainerInfo) -> bool:
-        cgroups = self._cgroup_ids_for(info)
+    def _index(self, info: ContainerInfo, cgroups: set[int] | None = None) -> bool:
+        if cgroups is None:
+            cgroups = self._cgroup_ids_for(info)
         with self._lock:
             before = (self._containers.get(info.id), self._cgroups_of.get(info.id))
             for cg in self._cgroups_of.get(info.id, set()) - cgroups:

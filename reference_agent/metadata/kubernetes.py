@@ -1,13 +1,16 @@
 """Pod facts from the Kubernetes API, with the official `kubernetes` Python client.
 
-Kubelet's container runtimes label containers with the pod's name, namespace and uid
-(`io.kubernetes.pod.*`, metadata/containers.py) but not with the pod's *labels*, which
-`orchestratorResourceLabel` selectors need. When the agent's config has a `kubernetes:` section
-(config.py), `PodDirectory` answers "what does the API say about pod NAMESPACE/NAME (uid U)?"
-and the container cache uses those labels (and the pod IP) instead of what container labels say.
+On a Kubernetes node a container's cgroup path names its pod's uid (processes/cgroups.py); the
+pod object then says everything else: name, namespace, labels, IP, and per container
+(`status.containerStatuses[]`: `containerID` = `<runtime>://<id>`, `name`, `image`) which
+container of the pod it is and its image. When the agent's config has a `kubernetes:` section
+(config.py; or `$KUBECONFIG`), `PodDirectory` answers "which pod has uid U?" (and, for
+containers found through a runtime, "what does the API say about pod NAMESPACE/NAME?"), and the
+container cache takes those facts instead of asking a container runtime.
 
 How it stays current without ever blocking enforcement:
-- with the node's name (`kubernetes.node_name`, else `$NODE_NAME` from the downward API), one
+- with the node's name (`kubernetes.node_name`, else `$NODE_NAME` from the downward API, else
+  the host name, which is kubelet's default node name), one
   thread lists the pods scheduled to this node (`fieldSelector=spec.nodeName=NODE`) and then
   watches that list; a pod is normally known before kubelet starts its containers, and a label
   change arrives as a MODIFIED event. An expired watch (410 Gone) is re-listed.
@@ -21,12 +24,20 @@ How it stays current without ever blocking enforcement:
   container labels' facts; pods already seen keep the API's last answer (it is more accurate
   than container labels, which carry no pod labels at all). Retries every `retry_interval`.
 
+- a container whose pod (or whose status in its pod) the cache does not have yet is the normal
+  race of a pod just scheduled: `ensure()` lists the node's pods once, synchronously (bounded by
+  `request_timeout`, at most once a second, never while the API is known down); the agent
+  calls it before it confirms a policy, so a policy covers the pods of the containers it sees.
+
 Calls made (and nothing else; deploy/rbac.yaml grants exactly these, tests/deploy checks it):
 `GET /api/v1/namespaces/{ns}/pods/{name}` (get pods), `GET /api/v1/pods?fieldSelector=...`
-(list pods), and the same with `watch=true` (watch pods).
+(list pods), the same with `watch=true` (watch pods), and `GET /api/v1/namespaces/kube-system`
+(get namespaces).
 
-Cluster facts: the API has no object naming "this cluster", so orchestrator.cluster.id/name
-still come only from the config's `cluster_id` / `cluster_name` (never invented).
+Cluster facts: the API has no object naming "this cluster". orchestrator.cluster.id is the
+config's `cluster_id`, else the `kube-system` namespace's uid (`cluster_uid()`): it is created
+with the cluster and never deleted, so it identifies the cluster for as long as it exists, the
+convention of other cluster-aware tools. orchestrator.cluster.name only ever comes from the config.
 """
 
 from __future__ import annotations
@@ -34,9 +45,10 @@ from __future__ import annotations
 import logging
 import os
 import queue
+import socket
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -55,6 +67,17 @@ log = logging.getLogger(__name__)
 NODE_NAME_ENV = "NODE_NAME"
 HTTP_NOT_FOUND = 404
 HTTP_GONE = 410
+CLUSTER_NAMESPACE = "kube-system"
+ENSURE_INTERVAL_S = 1.0  # at most one synchronous list a second (ensure())
+
+
+@dataclass(frozen=True)
+class ApiContainer:
+    """One `status.containerStatuses[]` entry (also init and ephemeral containers')."""
+
+    name: str
+    image: str  # the runtime's reference, e.g. docker.io/library/nginx:1.25 (D13 normalises it)
+    runtime: str  # the containerID scheme: docker, containerd, cri-o
 
 
 @dataclass(frozen=True)
@@ -67,6 +90,19 @@ class ApiPod:
     labels: Mapping[str, str] = field(default_factory=dict)
     ip: str | None = None
     node_name: str | None = None
+    containers: Mapping[str, ApiContainer] = field(default_factory=dict)  # by container id
+
+
+def _statuses(status: Any) -> dict[str, ApiContainer]:
+    found: dict[str, ApiContainer] = {}
+    if status is None:
+        return found
+    for group in (status.init_container_statuses, status.container_statuses, status.ephemeral_container_statuses):
+        for entry in group or ():
+            runtime, sep, cid = (entry.container_id or "").partition("://")
+            if sep and cid:  # no id yet: the container is still being created
+                found[cid] = ApiContainer(name=entry.name, image=entry.image or "", runtime=runtime)
+    return found
 
 
 def pod_from_model(pod: kubernetes.client.V1Pod) -> ApiPod:
@@ -74,7 +110,8 @@ def pod_from_model(pod: kubernetes.client.V1Pod) -> ApiPod:
     status = pod.status
     return ApiPod(namespace=meta.namespace, name=meta.name, uid=meta.uid, labels=dict(meta.labels or {}),
                   ip=(status.pod_ip if status is not None else None) or None,
-                  node_name=pod.spec.node_name if pod.spec is not None else None)
+                  node_name=pod.spec.node_name if pod.spec is not None else None,
+                  containers=_statuses(status))
 
 
 def _check_kubeconfig(cfg: KubernetesConfig) -> None:
@@ -149,6 +186,7 @@ class PodDirectory:
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
         self._watch: kubernetes.watch.Watch | None = None
+        self._last_ensure: float | None = None
 
     # -- queries -------------------------------------------------------------------------------
 
@@ -179,9 +217,44 @@ class PodDirectory:
             self._queue(key)  # unknown, or the name now belongs to a newer pod (uid differs)
             return None
 
+    def by_uid(self, uid: str) -> ApiPod | None:
+        """The pod with this uid from the cache (what a cgroup path names); never waits."""
+        with self._lock:
+            return next((e.pod for e in self._pods.values() if e.pod.uid == uid), None)
+
     def pods(self) -> dict[tuple[str, str], ApiPod]:
         with self._lock:
             return {k: e.pod for k, e in self._pods.items()}
+
+    def ensure(self, wanted: Iterable[tuple[str, str]]) -> None:
+        """Make the cache know these (pod uid, container id) pairs, the container's status
+        included, listing this node's pods once now if it does not; see the module docstring."""
+        if not self.node_name or self._api_up is False:
+            return
+        with self._lock:
+            known = {e.pod.uid: e.pod for e in self._pods.values()}
+            if all(uid in known and cid in known[uid].containers for uid, cid in wanted):
+                return
+            now = self._clock()
+            if self._last_ensure is not None and now - self._last_ensure < ENSURE_INTERVAL_S:
+                return
+            self._last_ensure = now
+        try:
+            self._relist(notify=False)  # the caller re-derives its containers itself
+        except Exception as exc:  # unreachable: the watch thread's retries take it from here
+            self._unreachable(exc)
+
+    def cluster_uid(self) -> str | None:
+        """The kube-system namespace's uid (orchestrator.cluster.id's default), or None when the
+        API does not answer (logged)."""
+        try:
+            namespace = self._api.read_namespace(CLUSTER_NAMESPACE, _request_timeout=self._timeout)
+        except Exception as exc:  # 403 without the RBAC rule, API down: no cluster id, never a made-up one
+            log.warning("kubernetes: cannot read namespace %s for orchestrator.cluster.id: %s", CLUSTER_NAMESPACE,
+                        f"HTTP {exc.status} {exc.reason}" if isinstance(exc, ApiException) else exc)
+            return None
+        self._reachable()
+        return namespace.metadata.uid or None
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -275,7 +348,7 @@ class PodDirectory:
     def _selector(self) -> str:
         return f"spec.nodeName={self.node_name}"
 
-    def _relist(self) -> str:
+    def _relist(self, notify: bool = True) -> str:
         listed = self._api.list_pod_for_all_namespaces(field_selector=self._selector(),
                                                        _request_timeout=self._timeout)
         self._reachable()
@@ -293,7 +366,7 @@ class PodDirectory:
                 self._pods[key] = _Entry(pod, now, watched=True)
                 self._missing.pop(key, None)
             self._watching = True
-        if changed:
+        if changed and notify:
             self._notify()
         return listed.metadata.resource_version
 
@@ -371,6 +444,8 @@ def pod_directory(cfg: KubernetesConfig | None, *, environ: Mapping[str, str] = 
     """The agent's PodDirectory for its config (None when `kubernetes:` is not configured)."""
     if cfg is None:
         return None
-    node_name = cfg.node_name or environ.get(NODE_NAME_ENV) or None
+    # Kubelet names its node after the host unless told otherwise (--hostname-override), so the
+    # host name is the best guess when neither the config nor the downward API says.
+    node_name = cfg.node_name or environ.get(NODE_NAME_ENV) or socket.gethostname().lower() or None
     return PodDirectory(core_v1(cfg), node_name=node_name, cache_ttl=cfg.cache_ttl,
                         request_timeout=cfg.request_timeout, **kwargs)

@@ -31,6 +31,7 @@ class _Containers:
         return [FakeContainer(a) for a in self._client.running.values()]
 
     def get(self, cid: str) -> FakeContainer:
+        self._client.asked.append(cid)
         for attrs in self._client.running.values():
             if attrs["Id"] == cid or attrs["Id"].startswith(cid):
                 return FakeContainer(attrs)
@@ -74,6 +75,7 @@ class FakeDockerClient:
         self.running: dict[str, dict[str, Any]] = {}
         self.image_tags: dict[str, list[str]] = {}
         self.list_calls = 0
+        self.asked: list[str] = []  # container ids asked with containers.get
         self.containers = _Containers(self)
         self.images = _Images(self)
         self.stream = FakeEventStream()

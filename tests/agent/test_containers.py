@@ -10,7 +10,6 @@ import pytest
 
 from reference_agent.metadata.containers import (
     POD_LABEL_PREFIX,
-    POD_LABELS_ANNOTATION,
     ContainerCache,
     cgroup_id_of,
     parse_image_reference,
@@ -132,21 +131,19 @@ def test_pod_facts_from_labels(fs):
     assert dict(pod.labels) == {"app": "nginx", "app.kubernetes.io/name": "web", "empty": ""}
 
 
-def test_pod_labels_from_the_conformance_suite_annotation(fs):
-    """conformance/kernel.py carries pod labels as one JSON annotation label."""
+def test_no_invented_annotation_is_read(fs):
+    """Pod labels come from kubelet's conventions or the API, never from a label of this
+    project's invention (the suite once used `annotation.d4c.conformance/pod-labels`)."""
     cgroup, proc = fs
     client = FakeDockerClient()
     client.add(CID, "nginx", labels={
         "io.kubernetes.pod.name": "nginx-pod-1", "io.kubernetes.pod.namespace": "default",
-        POD_LABELS_ANNOTATION: json.dumps({"app": "nginx", "owner": "drohan"}),
-        POD_LABEL_PREFIX + "owner": "override"})
-    client.add(CID2, "nginx", labels={"io.kubernetes.pod.name": "p2", POD_LABELS_ANNOTATION: "[1, 2]"})
+        "annotation.d4c.conformance/pod-labels": json.dumps({"app": "nginx"}),
+        POD_LABEL_PREFIX + "owner": "drohan"})
     cg = make_cgroup(cgroup, f"docker/{CID}")
-    cg2 = make_cgroup(cgroup, f"docker/{CID2}")
     cache = ContainerCache(client, cgroup_root=cgroup, proc_root=proc)
     cache.refresh()
-    assert dict(cache.lookup(cg).pod.labels) == {"app": "nginx", "owner": "override"}
-    assert dict(cache.lookup(cg2).pod.labels) == {}  # malformed: ignored, not guessed
+    assert dict(cache.lookup(cg).pod.labels) == {"owner": "drohan"}
 
 
 def test_pod_labels_from_cri_dockerd_sandbox(fs):

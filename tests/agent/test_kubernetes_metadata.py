@@ -1,7 +1,9 @@
-"""metadata/kubernetes.py: pod labels from the Kubernetes API reach the selector masks.
+"""metadata/kubernetes.py + containers.py with a pod source: a container is found by its
+cgroup path (kubelet's pod cgroup names the pod uid), and everything about its pod and itself
+(name, image, runtime, pod labels) comes from the API's pod object, not from a runtime.
 
-The API is served by tests/agent/kube_api.py (this project's own server speaking the real wire
-format); the official `kubernetes` client is used unmodified, configured from a kubeconfig.
+The API is served by conformance/kube_api.py (the suite's own server, the real wire format);
+the official `kubernetes` client is used unmodified, configured from a kubeconfig.
 """
 
 from __future__ import annotations
@@ -16,10 +18,10 @@ import pytest
 
 from reference_agent.config import KubernetesConfig
 from reference_agent.metadata.containers import (
+    GONE_GRACE_S,
     K8S_POD_NAME,
     K8S_POD_NAMESPACE,
     K8S_POD_UID,
-    POD_LABELS_ANNOTATION,
     ContainerCache,
     cgroup_id_of,
 )
@@ -31,7 +33,19 @@ from .fakes import FakeDockerClient
 from .kube_api import KubeApi, pod_json
 
 CID = "c" * 64
+PLAIN = "d" * 64  # a `docker run` container on the node, in no pod
 UID = "0b6a1f2e-0000-4000-8000-000000000001"
+# kubelet's systemd cgroup driver layout (the uid's dashes become underscores in slice names)
+POD_SLICE = ("kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod"
+             + UID.replace("-", "_") + ".slice")
+
+
+def web_pod(labels=None, *, image="docker.io/library/nginx:1.25", runtime="docker", ip=None):
+    """default/web-1 as kubelet reports it once its container runs: containerStatuses[] names it."""
+    return pod_json("default", "web-1", labels=labels if labels is not None else {"app": "web"}, uid=UID, ip=ip,
+                    containers=[{"name": "nginx", "image": "nginx:1.25"}],
+                    statuses=[{"name": "nginx", "image": image, "imageID": "sha256:" + "e" * 64,
+                               "containerID": f"{runtime}://{CID}"}])
 
 POLICY = """file:
   selectors:
@@ -87,14 +101,22 @@ def free_port_url() -> str:
 
 @pytest.fixture
 def node(tmp_path):
-    """A fake cgroup tree + docker with one container of pod default/web-1 (no pod labels on it)."""
+    """A fake cgroup tree with one container of pod default/web-1 in kubelet's layout, and a
+    Docker that knows it (with the CRI labels, but no pod labels) and one plain container."""
     cgroup = tmp_path / "cgroup"
     proc = tmp_path / "proc"
-    (cgroup / "docker" / CID).mkdir(parents=True)
+    container_dir = cgroup / POD_SLICE / f"docker-{CID}.scope"
+    container_dir.mkdir(parents=True)
+    (container_dir / "cgroup.procs").write_text("4242\n4300\n")
+    (cgroup / "system.slice" / f"docker-{PLAIN}.scope").mkdir(parents=True)
     proc.mkdir()
+    (proc / "4242").mkdir()
+    (proc / "4242" / "cgroup").write_text(f"0::/{POD_SLICE}/docker-{CID}.scope\n")
     client = FakeDockerClient()
-    client.add(CID, "nginx:1.25", labels={K8S_POD_NAME: "web-1", K8S_POD_NAMESPACE: "default", K8S_POD_UID: UID})
-    return client, cgroup, proc, cgroup_id_of(cgroup / "docker" / CID)
+    client.add(CID, "nginx:1.25", pid=4242, name="k8s_nginx_web-1_default",
+               labels={K8S_POD_NAME: "web-1", K8S_POD_NAMESPACE: "default", K8S_POD_UID: UID})
+    client.add(PLAIN, "busybox:1.36", name="plain")
+    return client, cgroup, proc, cgroup_id_of(container_dir)
 
 
 def directory(kubeconfig: Path, node_name: str | None = "node-1", cache_ttl: float = 60.0) -> PodDirectory:
@@ -110,7 +132,7 @@ def masks(cache: ContainerCache) -> dict[int, frozenset[str]]:
 
 def test_labels_from_the_api_reach_the_selector_masks(api, kubeconfig, node):
     client, cgroup, proc, cg = node
-    api.put(pod_json("default", "web-1", labels={"app": "web"}, uid=UID, ip="10.1.2.3"))
+    api.put(web_pod(ip="10.1.2.3"))
     # Without the API the container carries no pod labels: no label selector applies.
     plain = ContainerCache(client, cgroup_root=cgroup, proc_root=proc)
     plain.refresh()
@@ -124,9 +146,15 @@ def test_labels_from_the_api_reach_the_selector_masks(api, kubeconfig, node):
     cache.start_events()
     try:
         wait_for(lambda: masks(cache)[cg] == {"webPods"}, "the API's labels in the masks")
-        pod = cache.lookup(cg).pod
+        info = cache.lookup(cg)
+        pod = info.pod
         assert (pod.name, pod.namespace, pod.uid, pod.ip) == ("web-1", "default", UID, "10.1.2.3")
         assert dict(pod.labels) == {"app": "web"}
+        # The container's own facts are the pod status's (containerStatuses[]), by D13.
+        assert (info.name, info.runtime, info.init_pid) == ("nginx", "docker", 4242)
+        assert (info.image.name, info.image.tag, info.image.full_name) == \
+            ("nginx", "1.25", "docker.io/library/nginx:1.25")
+        assert CID not in client.asked, "Docker was asked about a container in a pod"
         assert changes, "the agent was not told to re-apply its masks"
         # The node-scoped list+watch found it (no per-pod GET needed).
         assert ("list", "pods") in api.verbs()
@@ -137,7 +165,7 @@ def test_labels_from_the_api_reach_the_selector_masks(api, kubeconfig, node):
 
 def test_watch_updates_a_label_change(api, kubeconfig, node):
     client, cgroup, proc, cg = node
-    api.put(pod_json("default", "web-1", labels={"app": "web"}, uid=UID))
+    api.put(web_pod())
     changes: list[int] = []
     cache = ContainerCache(client, cgroup_root=cgroup, proc_root=proc, pods=directory(kubeconfig),
                            on_change=lambda: changes.append(1))
@@ -157,23 +185,23 @@ def test_watch_updates_a_label_change(api, kubeconfig, node):
         cache.close()
 
 
-def test_api_unreachable_falls_back_to_container_labels_and_logs_once(tmp_path, node, caplog):
+def test_api_unreachable_is_a_pod_without_facts_and_logs_once(tmp_path, node, caplog):
+    """No API: the container is still in a pod (its cgroup says so), with no pod labels or name
+    invented from anywhere else; the outage is logged once, however often the cache looks."""
     client, cgroup, proc, cg = node
-    client.running[CID]["Config"]["Labels"][POD_LABELS_ANNOTATION] = '{"app": "web"}'
     kubeconfig = KubeApi().write_kubeconfig(tmp_path / "down.kubeconfig", free_port_url())
     pods = directory(kubeconfig)
     cache = ContainerCache(client, cgroup_root=cgroup, proc_root=proc, pods=pods)
     caplog.set_level(logging.WARNING, logger="reference_agent.metadata.kubernetes")
     cache.refresh()
-    # lookup() never waited for the API: the container labels' facts are there at once.
-    assert masks(cache)[cg] == {"webPods"}
+    info = cache.lookup(cg)
+    assert info.pod is not None and (info.pod.uid, info.pod.name, dict(info.pod.labels)) == (UID, None, {})
+    assert masks(cache)[cg] == frozenset()
     cache.start_events()
     try:
         wait_for(lambda: pods.api_up is False, "the API to be found down")
         for _ in range(3):
             cache.refresh()
-            pods.fetch("default", "web-1")
-        assert masks(cache)[cg] == {"webPods"}
         unavailable = [r for r in caplog.records if "API unavailable" in r.getMessage()]
         assert len(unavailable) == 1, [r.getMessage() for r in caplog.records]
     finally:
@@ -182,25 +210,21 @@ def test_api_unreachable_falls_back_to_container_labels_and_logs_once(tmp_path, 
 
 def test_api_going_down_keeps_its_last_answer_and_recovers(api, kubeconfig, node, caplog):
     client, cgroup, proc, cg = node
-    api.put(pod_json("default", "web-1", labels={"app": "web"}, uid=UID))
-    pods = directory(kubeconfig, node_name=None, cache_ttl=0.05)  # GET per pod, short trust
+    api.put(web_pod())
+    pods = directory(kubeconfig)
     caplog.set_level(logging.WARNING, logger="reference_agent.metadata.kubernetes")
     cache = ContainerCache(client, cgroup_root=cgroup, proc_root=proc, pods=pods)
-    cache.refresh()
     cache.start_events()
     try:
-        wait_for(lambda: masks(cache)[cg] == {"webPods"}, "labels by GET")
-        assert ("get", "pods") in api.verbs() and ("list", "pods") not in api.verbs()
+        wait_for(lambda: (cache.refresh(), masks(cache).get(cg))[1] == {"webPods"}, "labels from the API")
         port = int(api.url.rsplit(":", 1)[1])
         api.stop()
-        time.sleep(0.1)  # past the TTL: the next lookups refetch, and fail
-        cache.refresh()
         wait_for(lambda: pods.api_up is False, "the API to be found down")
         cache.refresh()
         assert masks(cache)[cg] == {"webPods"}, "the API's last answer was dropped"
         # The API comes back (same address) with new labels: picked up, and said once.
         back = KubeApi()
-        back.put(pod_json("default", "web-1", labels={"track": "canary"}, uid=UID))
+        back.put(web_pod({"track": "canary"}))
         back.start(port)
         try:
             def refreshed() -> bool:
@@ -215,6 +239,87 @@ def test_api_going_down_keeps_its_last_answer_and_recovers(api, kubeconfig, node
             back.stop()
     finally:
         cache.close()
+
+
+def test_a_pod_scheduled_just_now_is_known_at_the_next_refresh(api, kubeconfig, node):
+    """The race of every new pod: its container's cgroup exists before the watch has delivered
+    the pod's status. A refresh (what the agent does before it confirms a policy) lists the
+    node's pods itself, so the masks it computes already have the pod's labels."""
+    client, cgroup, proc, cg = node
+    pods = directory(kubeconfig)  # not started: no watch thread, only what refresh() does
+    cache = ContainerCache(client, cgroup_root=cgroup, proc_root=proc, pods=pods)
+    api.put(pod_json("default", "web-1", labels={"app": "web"}, uid=UID))  # scheduled, no status yet
+    cache.refresh()
+    assert cache.lookup(cg).name is None  # the API does not say which container it is (yet)
+    api.put(web_pod())  # kubelet reports the container
+    time.sleep(1.1)  # past the one-list-a-second bound
+    cache.refresh()
+    assert masks(cache)[cg] == {"webPods"} and cache.lookup(cg).name == "nginx"
+    assert ("list", "pods") in api.verbs()
+
+
+@pytest.mark.parametrize("leaf, runtime", [
+    (f"cri-containerd-{CID}.scope", "containerd"),
+    (f"crio-{CID}.scope", "cri-o"),
+])
+def test_containerd_and_cri_o_nodes_need_no_docker(api, kubeconfig, tmp_path, leaf, runtime):
+    """No Docker daemon at all (the agent passes None): pod containers of any runtime are fully
+    described by the API; the runtime is the containerID's scheme."""
+    cgroup = tmp_path / "cgroup"
+    container_dir = cgroup / POD_SLICE / leaf
+    (container_dir / "sub").mkdir(parents=True)
+    api.put(web_pod(runtime=runtime))
+    cache = ContainerCache(None, cgroup_root=cgroup, proc_root=tmp_path, pods=directory(kubeconfig))
+    cache.refresh()
+    info = cache.lookup(cgroup_id_of(container_dir))
+    assert (info.id, info.name, info.runtime, info.pod.name) == (CID, "nginx", runtime, "web-1")
+    assert cache.lookup(cgroup_id_of(container_dir / "sub")).id == CID  # its sub-cgroups are its
+    cache.start_events()  # no Docker events to follow: must not fail
+    cache.close()
+
+
+def test_cgroupfs_driver_layout(api, kubeconfig, tmp_path):
+    cgroup = tmp_path / "cgroup"
+    container_dir = cgroup / "kubepods" / "burstable" / f"pod{UID}" / CID
+    container_dir.mkdir(parents=True)
+    api.put(web_pod(runtime="containerd"))
+    cache = ContainerCache(None, cgroup_root=cgroup, proc_root=tmp_path, pods=directory(kubeconfig))
+    cache.refresh()
+    assert cache.lookup(cgroup_id_of(container_dir)).pod.name == "web-1"
+
+
+def test_a_container_in_no_pod_is_asked_of_docker_once(api, kubeconfig, node):
+    client, cgroup, proc, _cg = node
+    api.put(web_pod())
+    cache = ContainerCache(client, cgroup_root=cgroup, proc_root=proc, pods=directory(kubeconfig))
+    cache.refresh()
+    cache.refresh()
+    plain = cache.get(PLAIN)
+    assert plain is not None and plain.pod is None and plain.name == "plain" and plain.image.tag == "1.36"
+    assert client.asked == [PLAIN]  # once, and never about the pod's container
+    assert client.list_calls == 0
+
+
+def test_a_removed_container_is_forgotten_after_its_grace(api, kubeconfig, node):
+    client, cgroup, proc, cg = node
+    now = [1000.0]
+    api.put(web_pod())
+    cache = ContainerCache(client, cgroup_root=cgroup, proc_root=proc, pods=directory(kubeconfig),
+                           clock=lambda: now[0])
+    cache.refresh()
+    (cgroup / POD_SLICE / f"docker-{CID}.scope" / "cgroup.procs").unlink()
+    (cgroup / POD_SLICE / f"docker-{CID}.scope").rmdir()
+    cache.refresh()
+    assert cache.get(CID) is not None  # late ring-buffer records still resolve
+    now[0] += GONE_GRACE_S
+    cache.refresh()
+    assert cache.get(CID) is None and cg not in cache.containers()
+
+
+def test_cluster_id_is_the_kube_system_namespaces_uid(api, kubeconfig):
+    pods = directory(kubeconfig)
+    assert pods.cluster_uid() == api.get("namespaces", "", "kube-system")["metadata"]["uid"]
+    assert ("get", "namespaces") in api.verbs()
 
 
 def test_pod_recreated_under_the_same_name_is_refetched(api, kubeconfig):
@@ -277,7 +382,8 @@ def test_only_this_nodes_pods_are_watched(api, kubeconfig):
 def test_node_name_from_the_downward_api_env(kubeconfig):
     cfg = KubernetesConfig(api=str(kubeconfig))
     assert pod_directory(cfg, environ={"NODE_NAME": "node-7"}).node_name == "node-7"
-    assert pod_directory(cfg, environ={}).node_name is None
+    # Neither: kubelet's default node name, the host name.
+    assert pod_directory(cfg, environ={}).node_name == socket.gethostname().lower()
     assert pod_directory(KubernetesConfig(api=str(kubeconfig), node_name="n-1"),
                          environ={"NODE_NAME": "node-7"}).node_name == "n-1"
     assert pod_directory(None) is None
@@ -319,7 +425,7 @@ def test_agent_with_a_kubernetes_config_applies_the_apis_labels(api, kubeconfig,
             built.append(self)
 
     monkeypatch.setattr(agent_module, "ContainerCache", RootedCache)
-    api.put(pod_json("default", "web-1", labels={"app": "web"}, uid=UID))
+    api.put(web_pod())
     policy_file = tmp_path / "policy.yaml"
     policy_file.write_text(POLICY)
     config = AgentConfig(output_dir=tmp_path / "out", state_dir=tmp_path / "state",
@@ -334,6 +440,9 @@ def test_agent_with_a_kubernetes_config_applies_the_apis_labels(api, kubeconfig,
         agent.start()
         wait_for(lambda: backend.applied and backend.applied[-1][1].get(cg) == {"webPods"},
                  "masks with the API's labels applied")
+        # No cluster_id in the config: kube-system's uid (the API's only stable cluster identity).
+        assert agent.cluster_id == api.get("namespaces", "", "kube-system")["metadata"]["uid"]
+        assert agent.ctx.cluster_id == agent.cluster_id
     finally:
         agent.close()
 
@@ -366,28 +475,15 @@ def test_in_cluster_service_account_reaches_the_api_over_tls(tmp_path, monkeypat
         server.stop()
 
 
-def test_the_apis_labels_replace_the_container_labels(node):
-    """The API is the authority: labels the container claims (here the conformance annotation)
-    do not survive once the API has answered for the pod."""
-    from reference_agent.metadata.kubernetes import ApiPod
+def test_kubeconfig_from_the_environment(kubeconfig, tmp_path):
+    """No `kubernetes:` section: $KUBECONFIG, as every Kubernetes client reads it (the
+    conformance suite hands its API server over that way); the config's section wins."""
+    from reference_agent.config import AgentConfig, ConfigError, kubernetes_from_environment
 
-    client, cgroup, proc, cg = node
-    client.running[CID]["Config"]["Labels"][POD_LABELS_ANNOTATION] = '{"track": "canary"}'
-
-    class Answering:
-        on_change = None
-
-        def lookup(self, namespace, name, uid=None):
-            assert (namespace, name, uid) == ("default", "web-1", UID)
-            return ApiPod(namespace=namespace, name=name, uid=UID, labels={"app": "web"}, ip="10.9.9.9")
-
-        def start(self):
-            pass
-
-        def close(self):
-            pass
-
-    cache = ContainerCache(client, cgroup_root=cgroup, proc_root=proc, pods=Answering())
-    cache.refresh()
-    assert masks(cache)[cg] == {"webPods"}
-    assert cache.lookup(cg).pod.ip == "10.9.9.9"
+    assert kubernetes_from_environment(AgentConfig(), {}).kubernetes is None
+    assert kubernetes_from_environment(AgentConfig(), {"KUBECONFIG": str(kubeconfig)}).kubernetes.api == str(kubeconfig)
+    own = AgentConfig(kubernetes=KubernetesConfig(api="in-cluster"))
+    assert kubernetes_from_environment(own, {"KUBECONFIG": str(kubeconfig)}) is own
+    with pytest.raises(ConfigError) as bad:
+        kubernetes_from_environment(AgentConfig(), {"KUBECONFIG": str(tmp_path / "nope")})
+    assert str(bad.value).startswith("$KUBECONFIG: kubernetes.api: kubeconfig ") and "no such file" in str(bad.value)

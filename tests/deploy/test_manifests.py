@@ -168,7 +168,8 @@ def test_daemonset_gives_the_agent_what_it_reads_from_the_node():
 
 
 def test_rbac_grants_exactly_what_the_agent_calls(tmp_path):
-    """Run the agent's PodDirectory (every call it has: GET, then list+watch of the node) against
+    """Run the agent's PodDirectory (every call it has: GET, kube-system's uid, then list+watch of
+    the node) against
     the project's test API server and compare the (verb, resource) pairs with the ClusterRole."""
     api = KubeApi()
     url = api.start()
@@ -177,6 +178,7 @@ def test_rbac_grants_exactly_what_the_agent_calls(tmp_path):
         cfg = KubernetesConfig(api=str(api.write_kubeconfig(tmp_path / "kubeconfig", url)), node_name="node-1")
         pods = agent_kubernetes.pod_directory(cfg, environ={})
         pods.fetch("default", "web-1")
+        assert pods.cluster_uid()
         pods.start()
         deadline = time.monotonic() + 15
         while ("watch", "pods") not in api.verbs() and time.monotonic() < deadline:
@@ -190,6 +192,8 @@ def test_rbac_grants_exactly_what_the_agent_calls(tmp_path):
     granted = {(group, resource, verb) for rule in role["rules"] for group in rule["apiGroups"]
                for resource in rule["resources"] for verb in rule["verbs"]}
     assert granted == called
+    # The namespace rule is for kube-system alone (least privilege: no other namespace is read).
+    assert [r.get("resourceNames") for r in role["rules"] if "namespaces" in r["resources"]] == [["kube-system"]]
     binding = one("ClusterRoleBinding")
     assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
                                   "name": role["metadata"]["name"]}

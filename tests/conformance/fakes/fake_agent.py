@@ -3,7 +3,9 @@
 It enforces nothing. It watches Docker's event stream and, for every `docker exec` into a
 container, writes one ECS process `exec` event per action of the policy's process responses
 (`log` -> logs-cloud_defend.process-default, `alert` -> logs-cloud_defend.alerts-default),
-with container.id, the exec'd argv and the pod metadata read from the container's labels.
+with container.id, the exec'd argv and the pod metadata read from the suite's Kubernetes API
+server ($KUBECONFIG: the node's pods, the one whose containerStatuses name the container), as a
+real agent must: the suite puts no pod labels on containers.
 That is enough to prove the runner (containers, steps, correlation, waits, diffs) and both
 event transports (NDJSON files, Elasticsearch _bulk) work.
 """
@@ -12,9 +14,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
 import signal
 import sys
+import urllib.parse
 import urllib.request
 import uuid
 from datetime import datetime, timezone
@@ -34,6 +38,26 @@ def actions_of(policy_file: str) -> set[str]:
     return {a for response in process.get("responses", []) for a in response.get("actions", [])}
 
 
+def pod_of(container_id: str) -> dict | None:
+    """The pod whose status names this container, from the API server in $KUBECONFIG."""
+    kubeconfig = os.environ.get("KUBECONFIG")
+    if not kubeconfig:
+        return None
+    config = yaml.safe_load(Path(kubeconfig).read_text())
+    server = config["clusters"][0]["cluster"]["server"]
+    token = config["users"][0]["user"]["token"]
+    selector = urllib.parse.quote(f"spec.nodeName={os.environ['NODE_NAME']}")
+    request = urllib.request.Request(f"{server}/api/v1/pods?fieldSelector={selector}",
+                                     headers={"Authorization": f"Bearer {token}"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        pods = json.load(response)["items"]
+    for pod in pods:
+        for status in pod.get("status", {}).get("containerStatuses", []):
+            if status.get("containerID", "").partition("://")[2] == container_id:
+                return pod
+    return None
+
+
 def event_for(attributes: dict, container_id: str, argv: list[str], stream: str) -> dict:
     kind = "alert" if ".alerts-" in stream else "event"
     doc = {
@@ -44,11 +68,12 @@ def event_for(attributes: dict, container_id: str, argv: list[str], stream: str)
         "data_stream": {"type": "logs", "dataset": stream.split("-")[1], "namespace": "default"},
         "message": "cloud-defend process event",
     }
-    if "io.kubernetes.pod.name" in attributes:
+    pod = pod_of(container_id)
+    if pod is not None:
+        meta = pod["metadata"]
         doc["orchestrator"] = {
-            "namespace": attributes.get("io.kubernetes.pod.namespace"),
-            "resource": {"name": attributes["io.kubernetes.pod.name"], "type": "pod",
-                         "label": json.loads(attributes.get("annotation.d4c.conformance/pod-labels", "{}"))},
+            "namespace": meta["namespace"],
+            "resource": {"name": meta["name"], "type": "pod", "label": meta.get("labels") or {}},
         }
     return doc
 
