@@ -24,6 +24,7 @@ import copy
 import json
 import ssl
 import threading
+import time
 import uuid
 from collections.abc import Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -75,7 +76,10 @@ class KubeApi:
     def __init__(self) -> None:
         self._cond = threading.Condition()
         self._objects: dict[str, dict[tuple[str, str], dict[str, Any]]] = {"pods": {}, "namespaces": {}}
-        self._rv = 100
+        # resourceVersions from the clock (ms): a server restarted on the same port (the next run
+        # of an adopted agent) only ever hands out versions newer than the last one's, so a watch
+        # resumed from the old server's version misses nothing of the new one's.
+        self._rv = int(time.time() * 1000)
         self._events: list[tuple[int, str, str, dict[str, Any]]] = []  # (rv, resource, type, object)
         self.oldest_watchable = 0  # watches from an rv below this get 410 Gone
         self.requests: list[tuple[str, str, str]] = []  # (verb, resource, path?query)

@@ -122,16 +122,33 @@ class KernelSession:
         return agent.process is not None and agent.process.pid == pid
 
     def kubernetes(self) -> Path:
-        """The worker's Kubernetes API server (started once) and its kubeconfig. The file's name
-        carries the server's port: an agent an earlier run left running watches another server,
-        and must not be adopted (AgentProcess.adopt compares $KUBECONFIG)."""
+        """The worker's Kubernetes API server (started once) and its kubeconfig. With
+        --agent-dir the server takes the port of the previous run's (KUBE_PORT_FILE), so the
+        agent that run left behind, adopted, reaches it again at the same address; the
+        kubeconfig's name carries the port, and AgentProcess.adopt compares $KUBECONFIG: an
+        agent of a server on another port is not adopted."""
         if self.kube is None:
             self.kube = KubeApi()
-            url = self.kube.start()
-            self._kube_dir = Path(tempfile.mkdtemp(prefix="d4c-kube-"))
-            self.kubeconfig = self.kube.write_kubeconfig(self._kube_dir / f"kubeconfig-{self.kube.port}", url)
+            keep = self.options.agent_dir
+            url = self._start_kube(keep)
+            if keep is not None:
+                keep.mkdir(parents=True, exist_ok=True)
+                (keep / KUBE_PORT_FILE).write_text(f"{self.kube.port}\n")
+                where = keep
+            else:
+                where = self._kube_dir = Path(tempfile.mkdtemp(prefix="d4c-kube-"))
+            self.kubeconfig = self.kube.write_kubeconfig(where / f"kubeconfig-{self.kube.port}", url)
         assert self.kubeconfig is not None
         return self.kubeconfig
+
+    def _start_kube(self, keep: Path | None) -> str:
+        assert self.kube is not None
+        if keep is not None:
+            try:
+                return self.kube.start(int((keep / KUBE_PORT_FILE).read_text()))
+            except (OSError, ValueError):  # no earlier run, or its port is taken now
+                pass
+        return self.kube.start()
 
     def sink(self, spec: AdapterSpec) -> BulkServer | None:
         if spec.events and spec.events.elasticsearch and self.bulk is None:
@@ -198,6 +215,7 @@ def _session_agent(session: KernelSession, spec: AdapterSpec, values: dict[str, 
 
 
 AGENT_PID_FILE = "agent.pid"  # in --agent-dir: the agent left running by an earlier run
+KUBE_PORT_FILE = "kube-api.port"  # in --agent-dir: the port of that run's Kubernetes API server
 
 
 def _adopted(session: KernelSession, spec: AdapterSpec, values: dict[str, str]) -> AgentProcess | None:

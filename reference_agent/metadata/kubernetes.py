@@ -26,8 +26,10 @@ How it stays current without ever blocking enforcement:
 
 - a container whose pod (or whose status in its pod) the cache does not have yet is the normal
   race of a pod just scheduled: `ensure()` lists the node's pods once, synchronously (bounded by
-  `request_timeout`, at most once a second, never while the API is known down); the agent
-  calls it before it confirms a policy, so a policy covers the pods of the containers it sees.
+  `request_timeout`, at most once a second, once per `retry_interval` while the API is known
+  down, so an API back up is used at once rather than at the watch thread's next retry); the
+  agent calls it before it confirms a policy, so a policy covers the pods of the containers it
+  sees.
 
 Calls made (and nothing else; deploy/rbac.yaml grants exactly these, tests/deploy checks it):
 `GET /api/v1/namespaces/{ns}/pods/{name}` (get pods), `GET /api/v1/pods?fieldSelector=...`
@@ -229,14 +231,17 @@ class PodDirectory:
     def ensure(self, wanted: Iterable[tuple[str, str]]) -> None:
         """Make the cache know these (pod uid, container id) pairs, the container's status
         included, listing this node's pods once now if it does not; see the module docstring."""
-        if not self.node_name or self._api_up is False:
+        if not self.node_name:
             return
         with self._lock:
             known = {e.pod.uid: e.pod for e in self._pods.values()}
             if all(uid in known and cid in known[uid].containers for uid, cid in wanted):
                 return
             now = self._clock()
-            if self._last_ensure is not None and now - self._last_ensure < ENSURE_INTERVAL_S:
+            # Down: no more often than the watch thread retries (a blackholed API costs
+            # request_timeout per try); up: at most once a second.
+            interval = self._retry if self._api_up is False else ENSURE_INTERVAL_S
+            if self._last_ensure is not None and now - self._last_ensure < interval:
                 return
             self._last_ensure = now
         try:

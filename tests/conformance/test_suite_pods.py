@@ -147,3 +147,22 @@ def test_agent_environment_and_placeholders(tmp_path):
     spec = AgentSpec(start=("x",), env=(("KC_COPY", "{kubeconfig}"),))
     env = agent_env(spec, {"kubeconfig": "/k/kubeconfig-1", "node_name": "node-a"})
     assert (env["KUBECONFIG"], env["NODE_NAME"], env["KC_COPY"]) == ("/k/kubeconfig-1", "node-a", "/k/kubeconfig-1")
+
+
+def test_agent_dir_keeps_the_api_servers_address_for_the_adopted_agent(tmp_path):
+    """`--agent-dir`: the next run's server takes the same port and kubeconfig path, so the agent
+    the last run left behind (adopted when its KUBECONFIG matches) reaches it again, and its
+    resourceVersions are newer than the last server's (a resumed watch misses nothing)."""
+    from conformance.runner import KernelSession, Options
+
+    first = KernelSession(Options(agent_dir=tmp_path / "agent"))
+    path = first.kubernetes()
+    old = first.kube
+    version = int(old.get("namespaces", "", "kube-system")["metadata"]["resourceVersion"])
+    first.close()
+    second = KernelSession(Options(agent_dir=tmp_path / "agent"))
+    try:
+        assert second.kubernetes() == path and second.kube.port == old.port
+        assert int(second.kube.get("namespaces", "", "kube-system")["metadata"]["resourceVersion"]) > version
+    finally:
+        second.close()
