@@ -247,3 +247,36 @@ def test_the_removal_daemonset_runs_remove_enforcement_on_the_agents_pin_dir():
     mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
     volumes = {v["name"]: v for v in doc["spec"]["template"]["spec"]["volumes"]}
     assert volumes[mounts["/sys/fs/bpf"]]["hostPath"]["path"] == "/sys/fs/bpf"
+
+
+def _strategic_delete(base: list[dict[str, Any]], patch: list[dict[str, Any]], key: str) -> list[dict[str, Any]]:
+    """Kubernetes' strategic merge of a list with merge key `key`, for `$patch: delete` items
+    (all the containerd overlay uses): the base items whose key a delete names are dropped."""
+    gone = {item[key] for item in patch if item.get("$patch") == "delete"}
+    assert all(item.get("$patch") == "delete" for item in patch), "only deletions are modelled here"
+    return [item for item in base if item[key] not in gone]
+
+
+def test_containerd_overlay_drops_exactly_the_docker_socket():
+    """deploy/containerd/: the base with the Docker socket volume and its mount deleted (by the
+    merge keys kubectl uses: volumes by `name`, volumeMounts by `mountPath`), nothing else."""
+    overlay = yaml.safe_load((DEPLOY / "containerd" / "kustomization.yaml").read_text())
+    assert overlay["resources"] == ["../"]
+    [entry] = overlay["patches"]
+    assert entry["target"] == {"kind": "DaemonSet", "name": one("DaemonSet")["metadata"]["name"]}
+    patch = yaml.safe_load(entry["patch"])
+    assert (patch["kind"], patch["metadata"]) == ("DaemonSet", {k: one("DaemonSet")["metadata"][k]
+                                                                for k in ("name", "namespace")})
+    base = one("DaemonSet")["spec"]["template"]["spec"]
+    pspec = patch["spec"]["template"]["spec"]
+    [pcontainer] = pspec["containers"]
+    container = agent_container()
+    assert pcontainer["name"] == container["name"]
+    mounts = _strategic_delete(container["volumeMounts"], pcontainer["volumeMounts"], "mountPath")
+    volumes = _strategic_delete(base["volumes"], pspec["volumes"], "name")
+    removed_mounts = {m["mountPath"] for m in container["volumeMounts"]} - {m["mountPath"] for m in mounts}
+    removed_volumes = {v["name"] for v in base["volumes"]} - {v["name"] for v in volumes}
+    assert removed_mounts == {"/var/run/docker.sock"}
+    assert [v["hostPath"]["path"] for v in base["volumes"] if v["name"] in removed_volumes] == ["/var/run/docker.sock"]
+    assert {m["name"] for m in mounts} <= {v["name"] for v in volumes}  # no mount of a deleted volume
+    assert "/sys/fs/cgroup" in {m["mountPath"] for m in mounts}  # what identifies containers there
