@@ -25,6 +25,13 @@ char LICENSE[] SEC("license") = "GPL";
 #define O_TRUNC 00001000
 #define __O_TMPFILE 020000000 /* include/uapi/asm-generic/fcntl.h */
 #define RENAME_EXCHANGE (1 << 1) /* include/uapi/linux/fs.h */
+/* include/uapi/linux/posix_acl.h and posix_acl_xattr.h */
+#define ACL_USER_OBJ 0x01
+#define ACL_GROUP_OBJ 0x04
+#define ACL_MASK 0x10
+#define ACL_OTHER 0x20
+#define ACL_EXECUTE 0x01
+#define ACL_MAX_ENTRIES 32 /* entries looked at; an ACL with more is judged by these */
 
 /* The d_flags bit of a dentry whose name is still being looked up (d_alloc_parallel). Its
  * value is not stable: 0x10000000 (BIT(28)) as a #define from 4.7 through 6.14, which is not
@@ -482,6 +489,121 @@ int BPF_PROG(d4c_path_chmod, const struct path *path, umode_t mode, int ret)
 		      D4C_EVENT_MODIFICATION, D4C_HOOK_PATH_CHMOD, REPORT, slot);
 }
 
+/* x86_64 syscall numbers of setxattr(2), lsetxattr(2), fsetxattr(2): the value is their third
+ * argument in each. */
+#define NR_SETXATTR 188
+#define NR_FSETXATTR 190
+
+/* Whether the POSIX access ACL being set (struct posix_acl_xattr_header + entries, little
+ * endian) gives the file an execute bit: the mode bits it sets are those of the owner
+ * (ACL_USER_OBJ), the group class (ACL_MASK when present, else ACL_GROUP_OBJ) and others
+ * (ACL_OTHER), as posix_acl_update_mode computes them. The value is read from the calling
+ * syscall's buffer (the kernel copied it from there just before); a setxattr that did not
+ * come from one of the setxattr syscalls (io_uring) cannot be read so and counts as granting
+ * execute (fail closed). */
+static __always_inline int acl_grants_exec(struct task_struct *task, __u64 size)
+{
+	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(task);
+	__u64 nr = BPF_CORE_READ(regs, orig_ax);
+	if (nr < NR_SETXATTR || nr > NR_FSETXATTR)
+		return 1;
+	const void *value = (const void *)BPF_CORE_READ(regs, dx);
+	if (!value || size < 4)
+		return 0;
+	__u32 n = (size - 4) / 8;
+	__u32 owner = 0, group = 0, mask = 0, has_mask = 0, other = 0;
+	for (__u32 i = 0; i < ACL_MAX_ENTRIES; i++) {
+		if (i >= n)
+			break;
+		__u16 e[2] = {};
+		if (bpf_probe_read_user(e, sizeof(e), value + 4 + i * 8))
+			return 1;
+		__u32 x = e[1] & ACL_EXECUTE;
+		switch (e[0]) {
+		case ACL_USER_OBJ: owner = x; break;
+		case ACL_GROUP_OBJ: group = x; break;
+		case ACL_MASK: mask = x; has_mask = 1; break;
+		case ACL_OTHER: other = x; break;
+		}
+	}
+	return owner || other || (has_mask ? mask : group);
+}
+
+/*
+ * D29: an access ACL set through setxattr(2) sets the file's mode bits without chmod(2) (the
+ * filesystem's set_acl calls posix_acl_update_mode, no setattr hook runs): adding an execute
+ * bit so is createExecutable, any other access ACL a modification, as with chmod. An inode
+ * hook gets no mount: the file is named from the container's root mount when it is on that
+ * filesystem, else (a volume) its path is incomplete and decided fail-closed (D30). The
+ * setxattr a stacked filesystem (overlayfs) does on its real file runs with the mounter's
+ * credentials overriding the task's (ovl_override_creds): that is the outer call carried out,
+ * already judged, not an operation of its own.
+ */
+SEC("lsm/inode_setxattr")
+int d4c_inode_setxattr(unsigned long long *ctx)
+{
+	/* (idmap, dentry, name, value, size, flags) and the return value so far. Raw ctx: the
+	 * verifier refuses any read of the `const void *value` argument (not a pointer to a
+	 * struct or an int), so the value is read from the syscall's own argument instead. */
+	struct dentry *dentry = (struct dentry *)ctx[1];
+	const char *name = (const char *)ctx[2];
+	__u64 size = ctx[4];
+	int ret = (int)ctx[6];
+	if (ret)
+		return ret;
+	__u32 slot = 0;
+	__u64 mask = container_mask(&slot);
+	if (!mask)
+		return 0;
+	/* "system.posix_acl_access" with its NUL, as three little-endian words: no memcmp in BPF. */
+	__u64 xname[3] = {};
+	bpf_probe_read_kernel_str(xname, sizeof(xname), name);
+	if (xname[0] != 0x702e6d6574737973ULL || xname[1] != 0x6c63615f7869736fULL ||
+	    xname[2] != 0x007373656363615fULL)
+		return 0;
+	struct task_struct *task = bpf_get_current_task_btf();
+	if (BPF_CORE_READ(task, cred) != BPF_CORE_READ(task, real_cred)) {
+		d4c_stat_add(D4C_STAT_INNER_OPEN);
+		return 0;
+	}
+	umode_t old = BPF_CORE_READ(dentry, d_inode, i_mode);
+	if ((old & S_IFMT) != S_IFREG)
+		return 0;
+	__u64 root_mnt = 0, root_dentry = 0;
+	d4c_container_root(task, &root_mnt, &root_dentry);
+	struct vfsmount *mnt = (struct vfsmount *)root_mnt;
+	if (!mnt || !container_file(mnt, dentry))
+		return 0;
+	struct scratch *sc = get_scratch();
+	if (!sc)
+		return 0;
+	__u32 op = modify_op(old), action = D4C_EVENT_MODIFICATION;
+	if (!(old & S_IXUGO) && acl_grants_exec(task, size)) {
+		op = D4C_OP_CREATE_EXECUTABLE;
+		action = D4C_EVENT_CREATION;
+	}
+	struct d4c_file_event *ev = begin(sc, 0, op, action, D4C_HOOK_INODE_SETXATTR);
+	resolve_path(ev, 0, mnt, dentry);
+	if (BPF_CORE_READ(dentry, d_sb) != BPF_CORE_READ(mnt, mnt_sb)) {
+		/* Not on the root filesystem: a volume, whose mount this hook cannot name. */
+		ev->mount = D4C_MOUNT_VOLUME;
+		if (!(ev->head.flags & D4C_FLAG_PATH_INCOMPLETE)) {
+			ev->head.flags |= D4C_FLAG_PATH_INCOMPLETE;
+			d4c_stat_add(D4C_STAT_PATH_INCOMPLETE);
+		}
+	}
+	__u32 actions = decide(ev, 0, mask, slot);
+	if (!actions)
+		return 0;
+	__u32 block = (actions & D4C_ACTION_BLOCK) != 0;
+	emit(ev, block);
+	if (block) {
+		d4c_stat_add(D4C_STAT_BLOCKS);
+		return -EPERM;
+	}
+	return 0;
+}
+
 /* What happens to a name that held an inode of mode `there` (exists = 0: no inode) when a file
  * of mode `arriving` takes it (D17): an existing regular file is modified ("rename onto an
  * existing file", executable by the existing file's bits); a name that held no regular file
@@ -521,9 +643,11 @@ int BPF_PROG(d4c_path_rename, const struct path *old_dir, struct dentry *old_den
 		op_a = put_op(old_mode, 1, new_mode);
 		op_b = put_op(new_mode, 1, old_mode);
 	} else {
-		/* directories are not files (D17); a symlink moved is a deletion only */
+		/* Directories are not files (D17). A symlink moved onto a new name is a deletion
+		 * only, but onto an existing file it replaces that file, which is modified (D29):
+		 * put_op judges the replaced file whatever the source is. */
 		op_a = (old_type == S_IFREG || old_type == S_IFLNK) ? D4C_OP_DELETE_FILE : 0;
-		op_b = old_type == S_IFREG ? put_op(new_mode, target != 0, old_mode) : 0;
+		op_b = (old_type == S_IFREG || old_type == S_IFLNK) ? put_op(new_mode, target != 0, old_mode) : 0;
 	}
 	if (!op_a && !op_b)
 		return 0;

@@ -47,6 +47,9 @@ class FileActivity:
     blocked: bool  # the kernel returned -EPERM
     task: TaskInfo
     timestamp_ns: int  # when the hook ran, nanoseconds since boot
+    # D30: the kernel could not resolve the path completely; `path` is then the resolved
+    # tail, without a leading '/' (cloud_defend.path_truncated).
+    path_truncated: bool = False
 
 
 @dataclass(frozen=True)
@@ -68,6 +71,8 @@ class ProcessActivity:
     # Added (additive) for ECS process.exit_code on `end` events: the exit code as a shell
     # reports it (128 + signal when killed); None = unknown, omitted.
     exit_code: int | None = None
+    # D30: the executable's path (task.executable) is an incomplete tail, not an absolute path.
+    path_truncated: bool = False
 
 
 @dataclass(frozen=True)

@@ -31,8 +31,9 @@ enum d4c_limits {
 	/* The path buffer has NAME_MAX spare bytes so that a component copied at any offset below
 	 * D4C_PATH_MAX stays in bounds for the verifier. */
 	D4C_PATH_BUF = 4096 + 256,
-	/* Dentry/mount steps of one path walk: >= 64 components plus mount crossings. */
-	D4C_MAX_WALK = 96,
+	/* Dentry/mount steps of one path walk (bpf_loop iterations): a path shorter than
+	 * D4C_PATH_MAX has at most 2047 components, and as many mount crossings again fit (D30). */
+	D4C_MAX_WALK = 4096,
 	D4C_COMM_LEN = 16,
 	/* Two copies of the policy maps: one live, one being written (see active_policy). */
 	D4C_POLICY_SLOTS = 2,
@@ -75,12 +76,14 @@ enum d4c_hook {
 	D4C_HOOK_SCHED_PROCESS_EXIT = 10,
 	D4C_HOOK_BPRM_CREDS_FOR_EXEC = 11,
 	D4C_HOOK_TASK_ALLOC = 12,
+	D4C_HOOK_INODE_SETXATTR = 13,
 };
 
 enum d4c_event_flags { /* d4c_record_head.flags */
-	/* A path could not be resolved completely (too deep, too long, outside the task's root):
-	 * the file's path, or the executable's: path-dependent selectors were decided
-	 * fail-closed. */
+	/* A path could not be resolved completely (longer than D4C_PATH_MAX, outside the
+	 * container's root, or on a mount an inode hook cannot name): the file's path, or the
+	 * executable's, is then the resolved tail without a leading '/' (D30), and
+	 * path-dependent selectors were decided fail-closed. */
 	D4C_FLAG_PATH_INCOMPLETE = 1 << 0,
 	/* The pattern matcher ran out of iterations: decided fail-closed. */
 	D4C_FLAG_MATCH_INCOMPLETE = 1 << 1,

@@ -1,12 +1,12 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
  * Paths and path patterns, shared by file_hooks.bpf.c and process_hooks.bpf.c: the resolver
- * of a (mount, dentry) to its path as seen from the current task's root (D11), the mount class
+ * of a (mount, dentry) to its path as seen from the container's root (D11, D28, D30), the mount class
  * of D19, the kernel pseudo filesystems of D19, and the D11 glob matcher over the token
  * strings that reference_agent/kernel/compiler.py produces (compiler.glob_match is the same
  * algorithm in Python).
  *
- * The header owns its scratch (the component names of the walk in progress, per CPU). The
+ * The header owns its scratch (the path of the walk in progress, per CPU). The
  * including program owns the path buffers (inside its records, so a resolved path needs no
  * copy) and its pattern map, and defines, after including this header, two accessors (they
  * are called from bpf_loop callbacks, which is why they are functions of an index and not
@@ -25,16 +25,18 @@
 /* struct mount.mnt_ns of a kernel-private mount (clone_private_mount, fs/namespace.c): e.g.
  * overlayfs' own mounts of its layers, which copy-up opens files on. */
 #define MNT_NS_INTERNAL ((__u64)-22)
-#define WALK_SLOTS 128 /* power of two >= D4C_MAX_WALK, so that a mask bounds the index */
 #define MATCH_MAX_STEPS (1 << 23) /* bpf_loop's own maximum */
 
-/* The component names of the walk in progress: per CPU, too large for the 512-byte stack. */
-struct walk_names {
-	__u64 names[WALK_SLOTS]; /* const unsigned char * of d_name */
-	__u32 lens[WALK_SLOTS];
+/* The path of the walk in progress, written from its end backwards (as the kernel's
+ * prepend_path does), so that the walk needs no per-component bookkeeping and its depth is
+ * bounded only by D4C_PATH_MAX: per CPU, too large for the 512-byte stack. D4C_PATH_BUF leaves
+ * NAME_MAX spare bytes behind any offset below D4C_PATH_MAX, which keeps every copy in bounds
+ * for the verifier. */
+struct walk_buf {
+	char buf[D4C_PATH_BUF];
 };
 
-D4C_PERCPU_SCRATCH(struct walk_names, d4c_walk_scratch, d4c_walk_names)
+D4C_PERCPU_SCRATCH(struct walk_buf, d4c_walk_scratch, d4c_walk_buf)
 
 static __always_inline char *d4c_path_buf(__u32 which);
 static __always_inline struct d4c_path_pattern *d4c_pattern(__u32 key);
@@ -86,21 +88,56 @@ static __always_inline int pseudo_fs(unsigned long magic)
 	return 0;
 }
 
-/* The walk up from a dentry to the task's root, one bpf_loop step per dentry or mount
- * crossing. Kernel pointers are kept as integers: they are only ever read with
- * bpf_probe_read_kernel (BPF_CORE_READ) and compared. */
+/* D28: the container's root is the root of its first process, the init of the container's
+ * PID namespace (its root as the runtime set it up), not the root of the task doing the
+ * operation, which may have chroot()ed. Falls back to the task's own root when the task is
+ * in the host's PID namespace (a container sharing it, or a chroot sandbox), when that init
+ * is not in the task's mount namespace, or when it is exiting (no fs any more). */
+static __always_inline void d4c_container_root(struct task_struct *task, __u64 *mnt, __u64 *dentry)
+{
+	*mnt = (__u64)BPF_CORE_READ(task, fs, root.mnt);
+	*dentry = (__u64)BPF_CORE_READ(task, fs, root.dentry);
+	struct pid *pid = BPF_CORE_READ(task, thread_pid);
+	if (!pid)
+		return;
+	__u32 level = BPF_CORE_READ(pid, level);
+	if (level == 0)
+		return; /* the host's PID namespace: no container init to ask */
+	/* pid->numbers[level].ns: the PID namespace the task is active in (task_active_pid_ns). */
+	struct upid *up = (struct upid *)((void *)pid + bpf_core_field_offset(struct pid, numbers) +
+					  (__u64)(level & 31) * bpf_core_type_size(struct upid));
+	struct pid_namespace *ns = BPF_CORE_READ(up, ns);
+	if (!ns)
+		return;
+	struct task_struct *init = BPF_CORE_READ(ns, child_reaper);
+	if (!init || !BPF_CORE_READ(init, fs))
+		return;
+	if (BPF_CORE_READ(init, nsproxy, mnt_ns) != BPF_CORE_READ(task, nsproxy, mnt_ns))
+		return;
+	struct vfsmount *root_mnt = BPF_CORE_READ(init, fs, root.mnt);
+	struct dentry *root_dentry = BPF_CORE_READ(init, fs, root.dentry);
+	if (!root_mnt || !root_dentry)
+		return;
+	*mnt = (__u64)root_mnt;
+	*dentry = (__u64)root_dentry;
+}
+
+/* The walk up from a dentry to the container's root, one bpf_loop step per dentry or mount
+ * crossing, each step putting its component in front of the ones already written. Kernel
+ * pointers are kept as integers: they are only ever read with bpf_probe_read_kernel
+ * (BPF_CORE_READ) and compared. */
 struct walk_ctx {
 	__u64 mnt;         /* struct mount * */
 	__u64 d;           /* struct dentry * */
-	__u64 root_mnt;    /* struct vfsmount * of the task's root */
+	__u64 root_mnt;    /* struct vfsmount * of the container's root */
 	__u64 root_dentry;
-	__u32 n;           /* components recorded in walk_names */
+	__u32 pos;         /* the path written so far is walk_buf[pos, D4C_PATH_MAX - 1) */
 	__u32 complete;
 };
 
 static long walk_step(__u32 iter, struct walk_ctx *c)
 {
-	struct walk_names *sc = d4c_walk_names();
+	struct walk_buf *sc = d4c_walk_buf();
 	if (!sc)
 		return 1;
 	struct mount *mnt = (struct mount *)c->mnt;
@@ -114,89 +151,66 @@ static long walk_step(__u32 iter, struct walk_ctx *c)
 	if (d == mnt_root) {
 		struct mount *parent = BPF_CORE_READ(mnt, mnt_parent);
 		if (parent == mnt)
-			return 1; /* the namespace root, and the task's root was not met */
+			return 1; /* the namespace root, and the container's root was not met */
 		c->d = (__u64)BPF_CORE_READ(mnt, mnt_mountpoint);
 		c->mnt = (__u64)parent;
 		return 0;
 	}
 	struct dentry *up = BPF_CORE_READ(d, d_parent);
-	if (up == d || c->n >= D4C_MAX_WALK)
+	if (up == d)
 		return 1;
-	__u32 n = c->n & (WALK_SLOTS - 1);
-	sc->names[n] = (__u64)BPF_CORE_READ(d, d_name.name);
-	sc->lens[n] = BPF_CORE_READ(d, d_name.len);
-	c->n++;
+	__u32 len = BPF_CORE_READ(d, d_name.len);
+	if (len > 255 || len + 1 > c->pos)
+		return 1; /* PATH_MAX reached: what is written is the path's tail */
+	__u32 pos = c->pos - len;
+	bpf_probe_read_kernel(&sc->buf[pos & (D4C_PATH_MAX - 1)], len & 255,
+			      BPF_CORE_READ(d, d_name.name));
+	pos--;
+	sc->buf[pos & (D4C_PATH_MAX - 1)] = '/';
+	c->pos = pos;
 	c->d = (__u64)up;
-	return 0;
-}
-
-/* Copies the recorded components, outermost first, into path buffer `which`. */
-struct join_ctx {
-	__u32 n;
-	__u32 off;
-	__u32 which;
-	__u32 overflow;
-};
-
-static long join_step(__u32 i, struct join_ctx *c)
-{
-	struct walk_names *sc = d4c_walk_names();
-	if (!sc || i >= c->n)
-		return 1;
-	char *path = d4c_path_buf(c->which);
-	if (!path)
-		return 1;
-	__u32 idx = (c->n - 1 - i) & (WALK_SLOTS - 1);
-	__u32 len = sc->lens[idx] & 255;
-	__u32 off = c->off;
-	if (off + 1 + len >= D4C_PATH_MAX) {
-		c->overflow = 1;
-		return 1;
-	}
-	path[off & (D4C_PATH_MAX - 1)] = '/';
-	off++;
-	bpf_probe_read_kernel(&path[off & (D4C_PATH_MAX - 1)], len, (void *)sc->names[idx]);
-	c->off = off + len;
 	return 0;
 }
 
 /*
  * The one path resolver: writes into path buffer `which` the NUL-terminated path of `dentry`
- * (on mount `vfsmnt`) as seen from the current task's root (its container's root after
- * pivot_root), crossing mount points upwards; *len gets its length (no NUL) and *mount its
- * mount class (D19). `dentry` may be negative (a name about to be created): only its name and
- * parent are used. Returns 0, or -1 when the path is incomplete (too deep, too long, or not
- * under the task's root); the caller then decides fail-closed.
+ * (on mount `vfsmnt`) as seen from the container's root (D28), crossing mount points upwards;
+ * *len gets its length (no NUL) and *mount its mount class (D19). `dentry` may be negative (a
+ * name about to be created): only its name and parent are used. Every path shorter than
+ * D4C_PATH_MAX is resolved completely, however many components it has (D30). Returns 0, or -1
+ * when the path is incomplete (longer than that, or not under the container's root): the
+ * buffer then holds the tail that was resolved WITHOUT its leading '/', so that it can never
+ * pass for a complete absolute path (D30), and the caller decides fail-closed.
  */
 static __noinline int d4c_resolve_path(__u32 which, struct vfsmount *vfsmnt, struct dentry *dentry,
 				       __u32 *len, __u32 *mount)
 {
 	char *path = d4c_path_buf(which);
-	if (!path)
+	struct walk_buf *sc = d4c_walk_buf();
+	if (!path || !sc)
 		return -1;
-	struct task_struct *task = bpf_get_current_task_btf();
-	struct vfsmount *root_mnt = BPF_CORE_READ(task, fs, root.mnt);
 	struct walk_ctx w = {
 		.mnt = (__u64)real_mount(vfsmnt),
 		.d = (__u64)dentry,
-		.root_mnt = (__u64)root_mnt,
-		.root_dentry = (__u64)BPF_CORE_READ(task, fs, root.dentry),
+		.pos = D4C_PATH_MAX - 1,
 	};
-	*mount = mount_class(vfsmnt, root_mnt);
-	bpf_loop(D4C_MAX_WALK + 16, walk_step, &w, 0);
+	d4c_container_root(bpf_get_current_task_btf(), &w.root_mnt, &w.root_dentry);
+	*mount = mount_class(vfsmnt, (struct vfsmount *)w.root_mnt);
+	bpf_loop(D4C_MAX_WALK, walk_step, &w, 0);
 
-	struct join_ctx j = {.n = w.n, .which = which};
-	if (w.n == 0) {
+	__u32 from = w.pos;
+	if (!w.complete && from < D4C_PATH_MAX - 1)
+		from++; /* drop the leading '/' of an incomplete tail */
+	__u32 n = (D4C_PATH_MAX - 1 - from) & (D4C_PATH_MAX - 1);
+	if (n)
+		bpf_probe_read_kernel(path, n, &sc->buf[from & (D4C_PATH_MAX - 1)]);
+	if (w.complete && n == 0) {
 		path[0] = '/';
-		j.off = 1;
-	} else {
-		bpf_loop(D4C_MAX_WALK, join_step, &j, 0);
+		n = 1;
 	}
-	*len = j.off;
-	path[j.off & (D4C_PATH_MAX - 1)] = 0;
-	if (!w.complete || j.overflow)
-		return -1;
-	return 0;
+	*len = n;
+	path[n & (D4C_PATH_MAX - 1)] = 0;
+	return w.complete ? 0 : -1;
 }
 
 /* State of the pattern matcher, run as one bpf_loop over all patterns: each step advances one

@@ -45,6 +45,8 @@ def file_documents(ctx: EventContext, activity: FileActivity, container: Contain
     fields["event.action"] = activity.event_action
     fields["file.path"] = activity.path
     fields["file.name"] = name
+    if activity.path_truncated:
+        fields["cloud_defend.path_truncated"] = True  # D30: file.path is a tail, no leading '/'
     stem, dot, extension = name.rpartition(".")
     if dot and stem.strip(".") and extension:  # as PurePosixPath.suffix: not ".bashrc", not "a."
         fields["file.extension"] = extension  # ECS: without the dot

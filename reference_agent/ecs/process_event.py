@@ -38,6 +38,8 @@ def process_documents(ctx: EventContext, activity: ProcessActivity, container: C
     fields.update(task_fields(ctx, task, container))
     fields.update(relative_fields(ctx, task, container, ancestry, full=True))
     fields["event.action"] = activity.operation
+    if activity.path_truncated:
+        fields["cloud_defend.path_truncated"] = True  # D30: process.executable is a tail
     if activity.args:
         fields["process.args"] = list(activity.args)
         fields["process.args_count"] = len(activity.args)

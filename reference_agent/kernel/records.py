@@ -29,12 +29,40 @@ def record_slot(raw: bytes) -> int:
     return 1 if flags & abi.EventFlags.D4C_FLAG_POLICY_SLOT1 else 0
 
 
+def _status(pid: int) -> dict[str, str]:
+    with open(f"/proc/{pid}/status", encoding="utf-8", errors="replace") as f:
+        return dict(line.rstrip("\n").partition(":")[::2] for line in f)
+
+
+def container_init(pid: int, max_hops: int = 64) -> int | None:
+    """The host pid of the first process of `pid`'s container: the ancestor that is pid 1 of
+    its PID namespace (the last NSpid entry). None for a process of the host's PID namespace
+    or when the chain cannot be read."""
+    for _ in range(max_hops):
+        try:
+            status = _status(pid)
+        except OSError:
+            return None
+        nspids = status.get("NSpid", "").split()
+        if len(nspids) < 2:
+            return None
+        if nspids[-1] == "1":
+            return pid
+        pid = int(status.get("PPid", "0").strip() or 0)
+        if pid <= 1:
+            return None
+    return None
+
+
 def container_view_executable(pid: int) -> str:
-    """The running image of `pid` as seen inside its own root (D11), read from /proc after the
-    fact (the BPF side reports only the operation's target path). "" when the process is gone."""
+    """The running image of `pid` as seen from its container's root (D11, D28: the root of
+    the container's first process, not the process's own, which a chroot may have moved),
+    read from /proc after the fact (the BPF side reports only the operation's target path).
+    "" when the process is gone."""
+    init = container_init(pid)
     try:
         exe = os.readlink(f"/proc/{pid}/exe")
-        root = os.readlink(f"/proc/{pid}/root")
+        root = os.readlink(f"/proc/{init if init else pid}/root")
     except OSError:
         return ""
     if root != "/" and exe.startswith(root + "/"):
@@ -95,6 +123,7 @@ def decode_file_event(raw: bytes, selector_names: tuple[str, ...]) -> FileActivi
         blocked=bool(head.blocked),
         task=_task(head, container_view_executable(head.task.pid)),
         timestamp_ns=head.timestamp_ns,
+        path_truncated=bool(head.flags & abi.EventFlags.D4C_FLAG_PATH_INCOMPLETE),
     )
 
 
@@ -143,4 +172,5 @@ def decode_process_event(raw: bytes, selector_names: tuple[str, ...]) -> Process
         timestamp_ns=head.timestamp_ns,
         args=args,
         trace_point=trace_point,
+        path_truncated=bool(head.flags & abi.EventFlags.D4C_FLAG_PATH_INCOMPLETE),
     )

@@ -233,6 +233,18 @@ def test_process_event_type(operation, expected):
     assert ("process.previous" in doc.fields) == (operation == "exec")
 
 
+def test_incomplete_paths_are_flagged_d30():
+    """A tail the kernel could not resolve completely is marked, in either kind of event; a
+    complete path carries no flag at all."""
+    tail = "d/d/f"
+    file_doc = file_documents(context(), file_activity(path=tail, path_truncated=True), PLAIN_CONTAINER)[0]
+    assert (file_doc.fields["file.path"], file_doc.fields["cloud_defend.path_truncated"]) == (tail, True)
+    proc_doc = process_documents(context(), process_activity(path_truncated=True), PLAIN_CONTAINER)[0]
+    assert proc_doc.fields["cloud_defend.path_truncated"] is True
+    assert "cloud_defend.path_truncated" not in file_documents(context(), file_activity(), PLAIN_CONTAINER)[0].fields
+    assert "cloud_defend.path_truncated" not in process_documents(context(), process_activity(), PLAIN_CONTAINER)[0].fields
+
+
 def test_blocked_exec_is_denied():
     doc = process_documents(context(), process_activity(actions=frozenset({"alert", "block"}), blocked=True),
                             PLAIN_CONTAINER)[0]

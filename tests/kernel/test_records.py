@@ -65,6 +65,19 @@ def test_cut_file_record_decodes_to_file_activity():
         10, 11, 1, 1000, 1001, 77, "sh", 3, True, 10, 9)
 
 
+def test_incomplete_path_flag_decodes_to_path_truncated_d30():
+    flag = int(abi.EventFlags.D4C_FLAG_PATH_INCOMPLETE)
+    tail = decode_file_event(file_record(b"d/d/f", head=dict(hook=1, flags=flag), operation=1, event_action=1), ())
+    assert (tail.path, tail.path_truncated) == ("d/d/f", True)
+    whole = decode_file_event(file_record(b"/srv/f", head=dict(hook=1), operation=1, event_action=1), ())
+    assert (whole.path, whole.path_truncated) == ("/srv/f", False)
+    exe = decode_process_event(process_record(path=b"bin/x", head=dict(hook=int(abi.Hook.D4C_HOOK_BPRM_CREDS_FOR_EXEC),
+                                                                   flags=flag),
+                                              record=abi.RecordType.D4C_RECORD_ACTIVITY,
+                                              kind=abi.ProcessKind.D4C_KIND_EXEC), ())
+    assert (exe.task.executable, exe.path_truncated) == ("bin/x", True)
+
+
 def test_malformed_file_records_are_errors():
     good = file_record(b"/x", head=dict(hook=1), operation=1, event_action=1)
     with pytest.raises(RecordError):
