@@ -84,6 +84,7 @@ class _Lib:
             "btf__find_by_name_kind": (i, [vp, cp, u32]),
             "bpf_link__destroy": (i, [vp]),
             "bpf_link__pin": (i, [vp, cp]),
+            "bpf_obj_get": (i, [cp]),
             "bpf_object__next_map": (vp, [vp, vp]),
             "bpf_map__name": (cp, [vp]),
             "bpf_map__type": (i, [vp]),
@@ -234,6 +235,21 @@ class Link:
     @property
     def attached(self) -> bool:
         return self._ptr is not None
+
+
+def unpin_link(path: str | os.PathLike[str]) -> None:
+    """Remove a pinned link and return only once its program is detached.
+
+    Unlinking the pin alone drops the kernel's reference from a workqueue (6.4 and later), so
+    the program can still run for a moment after `unlink` returns. Holding an fd across the
+    unlink makes the close of that fd the last reference, and the kernel releases a link
+    synchronously when its last fd is closed."""
+    fd = lib().c.bpf_obj_get(os.fsencode(path))
+    try:
+        os.unlink(path)
+    finally:
+        if fd >= 0:
+            os.close(fd)
 
 
 class BpfObject:

@@ -27,7 +27,7 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
-from reference_agent.kernel.libbpf import BpfObject, Link
+from reference_agent.kernel.libbpf import BpfObject, Link, unpin_link
 
 DEFAULT_PIN_DIR = Path("/sys/fs/bpf/d4c")
 OBJECTS = ("file_hooks", "process_hooks")  # the sub-directories this agent pins
@@ -77,7 +77,7 @@ class PinnedState:
             ours.add(pin.name)
         for old in self.links.iterdir():
             if old.name not in ours:
-                _unlink(old)
+                _unpin_link(old)
         for old in self._map_dirs():
             if old != self.maps:
                 _clear(old)
@@ -94,6 +94,8 @@ def remove_enforcement(root: str | os.PathLike[str] = DEFAULT_PIN_DIR) -> list[s
         links = sub / "links"
         if links.is_dir() and any(links.iterdir()):
             removed.append(sub.name)
+            for pin in links.iterdir():
+                _unpin_link(pin)
         _clear(links)
     for sub in sorted(p for p in root.iterdir() if p.is_dir()):
         _clear(sub)
@@ -104,6 +106,13 @@ def remove_enforcement(root: str | os.PathLike[str] = DEFAULT_PIN_DIR) -> list[s
 def _unlink(path: Path) -> None:
     try:
         path.unlink()
+    except FileNotFoundError:
+        pass
+
+
+def _unpin_link(path: Path) -> None:
+    try:
+        unpin_link(path)
     except FileNotFoundError:
         pass
 
