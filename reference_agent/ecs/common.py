@@ -378,13 +378,22 @@ def _plan(keys: tuple[str, ...]) -> Callable[[tuple[Any, ...]], dict[str, Any]]:
     return build
 
 
+def _objects_stay_leaves(keys: tuple[str, ...], values: tuple[Any, ...]) -> bool:
+    """Whether every object value (labels, say) is a leaf: no other key lies below it, which
+    the generic walk would merge into it. Then a plan nests the document exactly as it would."""
+    objects = [key + "." for key, value in zip(keys, values) if type(value) is dict]
+    return not any(key.startswith(prefix) for prefix in objects for key in keys)
+
+
 def nest(dotted: Mapping[str, Any]) -> dict[str, Any]:
     """{"a.b": 1, "a.c": 2} -> {"a": {"b": 1, "c": 2}}; "@timestamp" stays top-level."""
     values = tuple(dotted.values())
-    if dict in map(type, values):  # an object value may take more fields: the generic walk
-        return _nest_generic(dotted)
     keys = tuple(dotted)
-    build = _PLANS.get(keys) or _plan(keys)
+    build = _PLANS.get(keys)
+    if build is None:
+        if dict in map(type, values) and not _objects_stay_leaves(keys, values):
+            return _nest_generic(dotted)  # an object value takes more fields
+        build = _plan(keys)
     return build(values)
 
 

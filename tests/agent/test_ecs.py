@@ -326,6 +326,17 @@ def test_nest_of_documents_with_the_same_keys_gives_each_its_own_objects():
     assert nest({"quote'key.x": 1}) == {"quote'key": {"x": 1}}
 
 
+def test_nest_with_object_values_is_the_generic_walk_whichever_path_it_takes():
+    # Labels are an object value: a compiled builder may take it as a leaf, unless another
+    # key lies below it (the generic walk merges those into it).
+    for _ in range(2):
+        assert nest({"a.b": 1, "labels": {"app": "web"}, "e": "x"}) == {"a": {"b": 1}, "labels": {"app": "web"}, "e": "x"}
+        assert nest({"labels": {"app": "web"}, "labels.tier": "front"}) == {"labels": {"app": "web", "tier": "front"}}
+        assert nest({"x.y": {"k": 1}, "x.z": 2}) == {"x": {"y": {"k": 1}, "z": 2}}
+    with pytest.raises(ValueError):
+        nest({"labels": "not an object", "labels.tier": "front"})
+
+
 @pytest.mark.parametrize("path, name, extension", [
     ("/a/script.ts", "script.ts", "ts"), ("/root/.bashrc", ".bashrc", None), ("/x/a.tar.gz", "a.tar.gz", "gz"),
     ("/usr/bin/evil", "evil", None), ("/x/a.", "a.", None),
