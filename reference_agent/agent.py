@@ -3,7 +3,7 @@ outputs, around a kernel backend.
 
 `d4c agent run` is meant to be a short composition of this module::
 
-    config = load_config(args.config)                         # ConfigError -> exit 2
+    config = load_agent_config(args.config)                   # ConfigError -> exit 2
     agent = Agent(config, args.policy, KernelBackendImpl(...))
     agent.start()                                             # PolicyRejected -> exit 1
     agent.install_signal_handlers()                           # SIGHUP reload, SIGTERM/INT stop
@@ -520,6 +520,21 @@ def _pod_source(config: AgentConfig) -> Any:
     return pod_directory(config.kubernetes)
 
 
+def load_agent_config(config_path: str | Path | None, environ: Mapping[str, str] | None = None) -> AgentConfig:
+    """The config file (defaults without one), with `$KUBECONFIG` when it has no `kubernetes:`
+    section. The Kubernetes client's own configuration is built here (the kubeconfig read, or
+    the in-cluster service account found; no request is made), so an API that cannot be used
+    is a located exit-2 ConfigError (`kubernetes.api`, or `$KUBECONFIG`) before anything starts."""
+    config = load_config(config_path) if config_path is not None else AgentConfig()
+    config = kubernetes_from_environment(config, environ)
+    if config.kubernetes is not None:
+        # The kubernetes client is the agent extra's, and slow to import: only when configured.
+        from reference_agent.metadata.kubernetes import client_configuration
+
+        client_configuration(config.kubernetes)
+    return config
+
+
 def run_agent(config_path: str | Path | None, policy_path: str | Path,
               backend_factory: Callable[[AgentConfig], KernelBackend], *, output_dir: Path | None = None,
               err: TextIO | None = None, install_signals: bool = True,
@@ -530,8 +545,7 @@ def run_agent(config_path: str | Path | None, policy_path: str | Path,
     """
     err = err or sys.stderr
     try:
-        config = load_config(config_path) if config_path is not None else AgentConfig()
-        config = kubernetes_from_environment(config)
+        config = load_agent_config(config_path)
     except ConfigError as exc:
         print(str(exc), file=err)
         return EXIT_BAD_CONFIG

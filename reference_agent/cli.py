@@ -87,12 +87,13 @@ def preflight(policy_path: Path, config_path: str | None, err: TextIO) -> int | 
     """Configuration and policy checks that need no kernel; an exit code when they fail."""
     # Imported here: the policy language has no dependency on the agent extra, and
     # `d4c --help` must not need libbpf or docker.
-    from reference_agent.config import EXIT_BAD_CONFIG, ConfigError, load_config
+    from reference_agent.agent import load_agent_config
+    from reference_agent.config import EXIT_BAD_CONFIG, ConfigError
     from reference_agent.reload import read_and_validate
 
     if config_path is not None:
         try:
-            load_config(config_path)
+            load_agent_config(config_path, environ={})  # $KUBECONFIG: run_agent's, after the kernel check
         except ConfigError as exc:
             print(str(exc), file=err)
             return EXIT_BAD_CONFIG

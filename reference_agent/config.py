@@ -267,11 +267,9 @@ def _parse_kubernetes(text: str, file: str, node: yaml.Node) -> KubernetesConfig
 
 
 def load_config(path: str | Path) -> AgentConfig:
-    """Read and parse a config file; an unreadable file is a ConfigError too.
-
-    With a `kubernetes:` section the API client's own configuration is also built here (the
-    kubeconfig read, or the in-cluster service account found) — no request is made — so a
-    kubeconfig that cannot be used is a located exit-2 error before anything starts."""
+    """Read and parse a config file; an unreadable file is a ConfigError too. Whether a
+    `kubernetes:` section's API can be used is the agent's check (agent.load_agent_config):
+    this module only parses."""
     path = Path(path)
     try:
         text = d4c_yaml.decode(path.read_bytes())
@@ -279,13 +277,7 @@ def load_config(path: str | Path) -> AgentConfig:
         raise ConfigError(str(path), None, "config", f"cannot read: {exc.strerror or exc}") from None
     except d4c_yaml.YamlError as exc:
         raise ConfigError(str(path), exc.line, "config", exc.message, exc.column) from None
-    config = parse_config(text, str(path))
-    if config.kubernetes is not None:
-        # Imported only here: the kubernetes client is the agent extra's, and slow to import.
-        from reference_agent.metadata.kubernetes import client_configuration
-
-        client_configuration(config.kubernetes)  # raises ConfigError at the `api` line
-    return config
+    return parse_config(text, str(path))
 
 
 KUBECONFIG_ENV = "KUBECONFIG"
@@ -303,7 +295,4 @@ def kubernetes_from_environment(config: AgentConfig, environ: Mapping[str, str] 
         raise ConfigError(f"${KUBECONFIG_ENV}", None, "kubernetes.api",
                           f"one kubeconfig file, not a list: {path!r} (set kubernetes.api in the config)")
     cfg = KubernetesConfig(api=os.path.abspath(path), file=f"${KUBECONFIG_ENV}")
-    from reference_agent.metadata.kubernetes import client_configuration
-
-    client_configuration(cfg)  # an unusable one is a ConfigError naming $KUBECONFIG
     return dataclasses.replace(config, kubernetes=cfg)

@@ -1,8 +1,9 @@
 """The reference evaluator (the oracle): which selectors match an operation, which responses
 fire, with which actions (D10–D16, D22).
 
-Every selector is compiled once, when the model is built: its conditions become a tuple of
-small tests, each reading one attribute of the operation. A list condition with wildcards
+A policy is compiled once (`compile_policy`; `evaluate` and `selector_matches` remember the
+compiled form of each model object they see, for as long as that object lives): a selector's
+conditions become a tuple of small tests, each reading one attribute of the operation. A list condition with wildcards
 becomes ONE regular expression (the alternation of its patterns), without wildcards a set
 lookup. A section is compiled into bit masks (selector i = bit i) so that deciding which
 responses fire is integer arithmetic. Nothing here is clever beyond that; the rules read as
@@ -19,17 +20,36 @@ the spec states them:
 from __future__ import annotations
 
 import re
+import weakref
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Generic, TypeVar
 
-from .model import ACTIONS, OPERATIONS, selects_operation, split_label
+from .model import ACTIONS, OPERATIONS, Policy, Section, Selector, selects_operation, split_label
 from .operation import SLOT, Operation, parse_operation
 from .patterns import compile_alternation, path_pattern_regex, string_pattern_regex
 
-if TYPE_CHECKING:  # pragma: no cover
-    from .model import Policy, Section, Selector
+M = TypeVar("M")
+C = TypeVar("C")
 
+
+class _ByIdentity(Generic[M, C]):
+    """Compiled forms of model objects, keyed by identity: hashing a frozen policy (every
+    selector's every condition) on each evaluation would cost more than evaluating. An entry
+    goes when its object does, so an id is never reused for a stale entry."""
+
+    def __init__(self, build: Callable[[M], C]) -> None:
+        self._build = build
+        self._compiled: dict[int, C] = {}
+
+    def __call__(self, obj: M) -> C:
+        key = id(obj)
+        compiled = self._compiled.get(key)
+        if compiled is None:
+            compiled = self._build(obj)
+            self._compiled[key] = compiled
+            weakref.finalize(obj, self._compiled.pop, key, None)
+        return compiled
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,9 +189,12 @@ def _checks_hold(needs: int, checks: tuple[Check, ...], operation: Operation) ->
     return True
 
 
+_compiled_selector: _ByIdentity[Selector, CompiledSelector] = _ByIdentity(compile_selector)
+
+
 def selector_matches(selector: Selector, operation: Operation) -> bool:
     """Whether one selector matches one operation (D5, D10–D16)."""
-    compiled: CompiledSelector = selector._compiled
+    compiled = _compiled_selector(selector)
     if operation.kind != compiled.kind or operation.container is None:
         return False
     if not selects_operation(compiled.operations, operation.operation):
@@ -211,7 +234,7 @@ def compile_section(section: Section) -> CompiledSection:
     bit_of = {s.name: 1 << i for i, s in enumerate(section.selectors)}
     candidates = {
         op: tuple(
-            _candidate(1 << i, s._compiled)
+            _candidate(1 << i, _compiled_selector(s))
             for i, s in enumerate(section.selectors)
             if selects_operation(s.operations, op)
         )
@@ -237,6 +260,31 @@ def compile_section(section: Section) -> CompiledSection:
         responses=responses,
         responses_of=responses_of,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledPolicy:
+    file: CompiledSection | None
+    process: CompiledSection | None
+
+    def section(self, kind: str) -> CompiledSection | None:
+        return self.file if kind == "file" else self.process
+
+
+def _compile_policy(policy: Policy) -> CompiledPolicy:
+    return CompiledPolicy(
+        file=None if policy.file is None else compile_section(policy.file),
+        process=None if policy.process is None else compile_section(policy.process),
+    )
+
+
+_compiled_policy: _ByIdentity[Policy, CompiledPolicy] = _ByIdentity(_compile_policy)
+
+
+def compile_policy(policy: Policy) -> CompiledPolicy:
+    """The matcher's form of a (valid) policy: bit masks and per-operation candidate lists,
+    built once per policy object."""
+    return _compiled_policy(policy)
 
 
 def _always(_value: Any) -> bool:
@@ -267,9 +315,8 @@ def _bits(mask: int) -> Iterator[int]:
         mask ^= low
 
 
-def matched_mask(section: Section, operation: Operation) -> int:
+def matched_mask(compiled: CompiledSection, operation: Operation) -> int:
     """Bit i set when selector i of the section matches the operation."""
-    compiled: CompiledSection = section._compiled
     unknown = ~operation.known
     facts = operation.facts
     mask = 0
@@ -289,11 +336,10 @@ def evaluate(policy: Policy, operation: Operation | Mapping[str, Any]) -> Verdic
     """Evaluate one operation against a (valid) policy, by D22."""
     if not isinstance(operation, Operation):
         operation = parse_operation(operation)
-    section = policy.file if operation.kind == "file" else policy.process
-    if section is None or operation.container is None:  # D15: host processes never match
+    compiled = compile_policy(policy).section(operation.kind)
+    if compiled is None or operation.container is None:  # D15: host processes never match
         return NO_VERDICT
-    compiled: CompiledSection = section._compiled
-    matched = matched_mask(section, operation)
+    matched = matched_mask(compiled, operation)
     if not matched:
         return NO_VERDICT
     # Only responses whose `match` names a matched selector can fire.

@@ -5,6 +5,9 @@ obeys D1–D9: conditions carry their canonical names (aliases normalised, D9), 
 are non-empty tuples of strings, an absent list condition is the empty tuple and an absent
 boolean condition is None. Selector attribute names ARE the canonical condition names, so
 `getattr(selector, name)` works for every name in `CONDITION_NAMES`.
+
+The model is plain data: the matcher compiles it (matcher.compile_policy), the kernel side
+compiles it into map values; neither form is kept on the model.
 """
 
 from __future__ import annotations
@@ -220,23 +223,6 @@ class Selector:
     # Where it was written: not part of its meaning (two equal policies may differ in layout).
     line: int | None = field(default=None, compare=False)
     column: int | None = field(default=None, compare=False)
-    # The compiled form used by the matcher, built once per selector (matcher.py).
-    _compiled: Any = field(default=None, init=False, repr=False, compare=False, hash=False)
-
-    def __post_init__(self) -> None:
-        from .matcher import (
-            compile_selector,  # late import: matcher imports this module
-        )
-
-        object.__setattr__(self, "_compiled", compile_selector(self))
-
-    # Pickling (multiprocessing, caches) carries the model; the compiled form is rebuilt.
-    def __getstate__(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items() if k != "_compiled"}
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
-        self.__post_init__()
 
     @property
     def conditions(self) -> dict[str, Any]:
@@ -283,21 +269,6 @@ class Section:
     kind: SectionKind
     selectors: tuple[Selector, ...]
     responses: tuple[Response, ...]
-    # Bit masks and per-operation candidate lists for the matcher, built once (matcher.py).
-    _compiled: Any = field(default=None, init=False, repr=False, compare=False, hash=False)
-
-    def __post_init__(self) -> None:
-        from .matcher import compile_section  # late import: matcher imports this module
-
-        object.__setattr__(self, "_compiled", compile_section(self))
-
-    # Pickling (multiprocessing, caches) carries the model; the compiled form is rebuilt.
-    def __getstate__(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items() if k != "_compiled"}
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
-        self.__post_init__()
 
     def selector(self, name: str) -> Selector | None:
         for selector in self.selectors:

@@ -1,4 +1,5 @@
-"""config.py's `kubernetes:` section: parsed with lines, and checked against the client's own loader."""
+"""config.py's `kubernetes:` section: parsed with lines, and checked against the client's own
+loader when the agent loads its configuration (agent.load_agent_config)."""
 
 from __future__ import annotations
 
@@ -7,11 +8,11 @@ import io
 
 import pytest
 
+from reference_agent.agent import load_agent_config
 from reference_agent.config import (
     IN_CLUSTER,
     ConfigError,
     KubernetesConfig,
-    load_config,
     parse_config,
 )
 
@@ -57,11 +58,11 @@ def test_bad_kubernetes_section_is_one_located_line(text, expected):
     assert str(info.value) == expected
 
 
-def test_load_config_builds_the_client_configuration(tmp_path):
+def test_loading_the_config_builds_the_client_configuration(tmp_path):
     kubeconfig = KubeApi().write_kubeconfig(tmp_path / "kubeconfig", "http://127.0.0.1:1")
     good = tmp_path / "good.yaml"
     good.write_text(f"kubernetes:\n  api: {kubeconfig}\n")
-    assert load_config(good).kubernetes.api == str(kubeconfig)
+    assert load_agent_config(good, environ={}).kubernetes.api == str(kubeconfig)
 
 
 @pytest.mark.parametrize(
@@ -79,7 +80,7 @@ def test_unusable_kubeconfig_is_a_config_error_at_the_api_line(tmp_path, kubecon
     path = tmp_path / "agent.yaml"
     path.write_text(f"namespace: default\nkubernetes:\n  api: {kubeconfig}\n")
     with pytest.raises(ConfigError) as info:
-        load_config(path)
+        load_agent_config(path, environ={})
     text = str(info.value)
     assert text.startswith(f"{path}:3:8: kubernetes.api: kubeconfig {kubeconfig}"), text
     assert message in text and "\n" not in text
@@ -91,7 +92,7 @@ def test_in_cluster_outside_a_cluster_is_a_config_error(tmp_path, monkeypatch):
     path = tmp_path / "agent.yaml"
     path.write_text("kubernetes:\n  api: in-cluster\n")
     with pytest.raises(ConfigError) as info:
-        load_config(path)
+        load_agent_config(path, environ={})
     assert str(info.value).startswith(f"{path}:2:8: kubernetes.api: in-cluster service account: ")
 
 

@@ -478,6 +478,7 @@ def test_in_cluster_service_account_reaches_the_api_over_tls(tmp_path, monkeypat
 def test_kubeconfig_from_the_environment(kubeconfig, tmp_path):
     """No `kubernetes:` section: $KUBECONFIG, as every Kubernetes client reads it (the
     conformance suite hands its API server over that way); the config's section wins."""
+    from reference_agent.agent import load_agent_config
     from reference_agent.config import AgentConfig, ConfigError, kubernetes_from_environment
 
     assert kubernetes_from_environment(AgentConfig(), {}).kubernetes is None
@@ -485,5 +486,5 @@ def test_kubeconfig_from_the_environment(kubeconfig, tmp_path):
     own = AgentConfig(kubernetes=KubernetesConfig(api="in-cluster"))
     assert kubernetes_from_environment(own, {"KUBECONFIG": str(kubeconfig)}) is own
     with pytest.raises(ConfigError) as bad:
-        kubernetes_from_environment(AgentConfig(), {"KUBECONFIG": str(tmp_path / "nope")})
+        load_agent_config(None, {"KUBECONFIG": str(tmp_path / "nope")})
     assert str(bad.value).startswith("$KUBECONFIG: kubernetes.api: kubeconfig ") and "no such file" in str(bad.value)
