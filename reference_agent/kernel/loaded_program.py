@@ -23,7 +23,7 @@ from typing import Any, Generic, Self, TypeVar
 from reference_agent.kernel import abi
 from reference_agent.kernel.libbpf import BpfError, BpfObject, RingBuffer
 from reference_agent.kernel.pinning import PinnedState
-from reference_agent.kernel.records import record_slot
+from reference_agent.kernel.records import RecordError, record_slot
 from reference_agent.policy.operation import Container, Orchestrator
 from reference_agent.kernel.support import bpf_object_path
 
@@ -66,6 +66,8 @@ class LoadedProgram(ABC, Generic[V]):
         self._lock = threading.RLock()
         self._names: list[tuple[str, ...]] = [compiled.names, ()]  # selector names per slot
         self._values: list[V] = []
+        self.undecodable = 0  # records skipped because they did not decode (logged, see _on_record)
+        self._program = name
         self._pins = PinnedState(pin_dir, name) if pin_dir is not None else None
         self.took_over = False  # True: a previous agent's pinned policy was replaced
         self._open(name, object_path, ring_map, compiled, masks or {}, loaded)
@@ -139,7 +141,15 @@ class LoadedProgram(ABC, Generic[V]):
 
     def _on_record(self, raw: bytes) -> None:
         # Named by the policy of the slot that decided it, which may not be the live one.
-        self._values.append(self._decode(raw, self._names[record_slot(raw)]))
+        try:
+            self._values.append(self._decode(raw, self._names[record_slot(raw)]))
+        except (RecordError, IndexError) as error:
+            # One bad record must not end the agent (enforcement is the kernel's and goes on);
+            # it is an event lost, so it is said: the first one in full, then every 1000th.
+            self.undecodable += 1
+            if self.undecodable == 1 or self.undecodable % 1000 == 0:
+                log.error("%s: %d ring buffer record(s) could not be decoded and were skipped; the latest "
+                          "(%d bytes): %s", self._program, self.undecodable, len(raw), error)
 
     # -- maps shared by both programs' layouts -------------------------------------------------
 
