@@ -8,11 +8,15 @@ Every failure is one line on stderr (plus a log tail where it helps) and an exit
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
 import shutil
+import signal
 import sys
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from vm import agent, kernels, machine
@@ -87,7 +91,32 @@ def cmd_build(args: argparse.Namespace) -> int:
     return 0
 
 
+@contextlib.contextmanager
+def _terminated_as_exit() -> Iterator[None]:
+    """SIGTERM and SIGHUP end the command as an exception would, so that its `finally` stops
+    the throw-away VM: qemu runs in a session of its own (a terminal's Ctrl-C must not reach
+    it first), so a `timeout` or a CI runner killing this process would otherwise leave the
+    VM running."""
+    def exit_on(signum: int, _frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    if threading.current_thread() is not threading.main_thread():  # only there can it be set
+        yield
+        return
+    previous = {sig: signal.signal(sig, exit_on) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
+    with _terminated_as_exit():
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     argv = command_argv(args.cmd)
     env = parse_env(args.env)
     release = kernels.selected(args.kernel)

@@ -157,6 +157,19 @@ def _start(image: Image, checkout: Path, state_dir: Path, accel: str, timeout: f
         proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=qemu_log, stderr=subprocess.STDOUT,
                                 start_new_session=True)
     started = time.time()
+    try:
+        _wait_for_agent(proc, port, state_dir, timeout)
+    except BaseException:  # a failed boot, or the command interrupted while it boots
+        proc.kill()
+        proc.wait()
+        raise
+    machine = Machine(str(state_dir), proc.pid, port, accel, image.key, str(checkout), started,
+                      bundle.release if bundle else DEFAULT_KERNEL)
+    (state_dir / "machine.json").write_text(json.dumps(asdict(machine), indent=2) + "\n")
+    return machine
+
+
+def _wait_for_agent(proc: subprocess.Popen[bytes], port: int, state_dir: Path, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while True:
         code = proc.poll()
@@ -164,16 +177,10 @@ def _start(image: Image, checkout: Path, state_dir: Path, accel: str, timeout: f
             qemu_err = (state_dir / "qemu.log").read_text(errors="replace").strip()
             raise BootFailed(f"qemu exited with status {code}" + (f": {qemu_err.splitlines()[-1]}" if qemu_err else ""))
         if agent.ping(port, timeout=2.0) is not None:
-            break
+            return
         if time.monotonic() > deadline:
-            proc.kill()
-            proc.wait()
             raise BootFailed(f"the guest agent did not answer within {timeout:.0f}s")
         time.sleep(0.25)
-    machine = Machine(str(state_dir), proc.pid, port, accel, image.key, str(checkout), started,
-                      bundle.release if bundle else DEFAULT_KERNEL)
-    (state_dir / "machine.json").write_text(json.dumps(asdict(machine), indent=2) + "\n")
-    return machine
 
 
 def boot(image: Image, checkout: Path, state_dir: Path, bundle: Bundle | None = None) -> Machine:
