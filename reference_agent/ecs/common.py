@@ -36,7 +36,7 @@ from reference_agent.activity import Ancestry, ProcessSnapshot, TaskInfo
 from reference_agent.metadata.containers import ContainerInfo
 from reference_agent.metadata.host import AgentFacts, HostFacts
 from reference_agent.processes.entity_id import entity_id as process_entity_id
-from reference_agent.processes.procfs import round_to_tick
+from reference_agent.system.procfs import round_to_tick
 
 ECS_VERSION = "8.7.0"
 

@@ -7,7 +7,7 @@ written into the slot not in use, container masks get their value for it, and on
 
 D19 mount classes the kernel cannot see: a configMap, secret, downwardAPI or projected volume
 is a directory mount like any other to the kernel, yet its files are class `file`. Whenever the
-set of containers changes, the enforcer asks metadata.mounts.KubeletVolumeMounts which mount
+set of containers changes, the enforcer asks system.mounts.KubeletVolumeMounts which mount
 ids of those containers are such volumes and keeps exactly those in the `file_mounts` map.
 
 Thread safety (agent.KernelBackend): poll() may run in one thread while set_policy() and the
@@ -28,7 +28,7 @@ from reference_agent.kernel.loaded_program import U32 as _U32
 from reference_agent.kernel.loaded_program import U64 as _U64
 from reference_agent.kernel.loaded_program import LoadedProgram, StartTimes
 from reference_agent.kernel.records import decode_file_event
-from reference_agent.metadata.mounts import KubeletVolumeMounts
+from reference_agent.system.mounts import KubeletVolumeMounts
 from reference_agent.policy.operation import Container, Orchestrator
 
 __all__ = ["FileEnforcer", "StartTimes"]

@@ -26,21 +26,12 @@ from reference_agent.kernel.process_compiler import CompiledProcessPolicy
 from reference_agent.kernel.records import container_view_executable, decode_process_event
 from reference_agent.kernel.support import CGROUP2_ROOT
 from reference_agent.policy.operation import Container, Orchestrator
-from reference_agent.processes import procfs
-from reference_agent.processes.names import read_id_file
+from reference_agent.system import procfs
+from reference_agent.system.accounts import read_id_file
+from reference_agent.system.cgroups import cgroup_id_of_pid
 
 _BPF_NOEXIST = 1
 ProcessValue = ProcessLifecycle | ProcessActivity
-
-
-def _cgroup_id_of(pid: int, proc: str) -> int | None:
-    """The cgroup v2 id (the cgroup directory's inode) of a process, None when unreadable."""
-    try:
-        with open(f"{proc}/{pid}/cgroup", "rb") as f:
-            path = procfs.parse_cgroup_v2_path(f.read().decode(errors="replace"))
-        return None if path is None else os.stat(f"{CGROUP2_ROOT}{path}").st_ino
-    except OSError:
-        return None
 
 
 def cgroup_processes(cgroup_id: int, proc: str = "/proc") -> Iterator[int]:
@@ -50,7 +41,7 @@ def cgroup_processes(cgroup_id: int, proc: str = "/proc") -> Iterator[int]:
     except OSError:
         return
     for pid in pids:
-        if _cgroup_id_of(pid, proc) == cgroup_id:
+        if cgroup_id_of_pid(pid, proc, CGROUP2_ROOT) == cgroup_id:
             yield pid
 
 

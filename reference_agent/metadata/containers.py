@@ -6,7 +6,7 @@ agent reads pods from the Kubernetes API (config `kubernetes:` or `$KUBECONFIG`,
 
 WITH THE API (a Kubernetes node, any runtime). The cgroup tree is the authority: every runtime
 names a container's cgroup after its id, and kubelet puts it below a cgroup named after its
-pod's uid (processes/cgroups.py `identity_from_cgroup_path`, every cgroupfs and systemd layout).
+pod's uid (system/cgroups.py `identity_from_cgroup_path`, every cgroupfs and systemd layout).
 A walk of the tree gives each container's id, pod uid and cgroup ids (the container's own
 sub-cgroups included). A container in a pod takes everything from the pod object
 (metadata/kubernetes.py): pod name, namespace, labels, IP, and from the pod's
@@ -48,7 +48,14 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from reference_agent.policy.operation import image_parts
-from reference_agent.processes.cgroups import find_cgroup2_mount, identity_from_cgroup_path
+from reference_agent.system import procfs
+from reference_agent.system.cgroups import (
+    cgroup_id_of,
+    cgroup_pids,
+    cgroup_tree,
+    find_cgroup2_mount,
+    identity_from_cgroup_path,
+)
 
 log = logging.getLogger(__name__)
 
@@ -211,10 +218,7 @@ def image_or_none(reference: str, container_id: str) -> ImageRef | None:
 
 def first_pid(cgroup_dir: Path) -> int | None:
     """The lowest pid in a cgroup (its container's init, normally): the container's root fs."""
-    try:
-        pids = [int(line) for line in (cgroup_dir / "cgroup.procs").read_text().split()]
-    except (OSError, ValueError):
-        return None
+    pids = cgroup_pids(cgroup_dir)
     return min(pids) if pids else None
 
 
@@ -409,7 +413,7 @@ class ContainerCache:
             if identity is None:
                 continue
             try:
-                ino = os.stat(dirpath).st_ino
+                ino = cgroup_id_of(dirpath)
             except OSError:
                 continue  # removed while walking
             entry = found.get(identity.container_id)
@@ -496,7 +500,7 @@ class ContainerCache:
     def _cgroup_dirs_for(self, info: ContainerInfo) -> list[Path]:
         dirs: list[Path] = []
         if info.init_pid:
-            path = read_proc_cgroup(self._proc_root / str(info.init_pid) / "cgroup")
+            path = procfs.read_cgroup_path(str(self._proc_root), info.init_pid)
             if path is not None:
                 dirs.append(self._cgroup_root / path.lstrip("/"))
         dirs.append(self._cgroup_root / "system.slice" / f"docker-{info.id}.scope")
@@ -508,29 +512,8 @@ class ContainerCache:
         for top in self._cgroup_dirs_for(info):
             if not top.is_dir() or top == self._cgroup_root:
                 continue  # never map the root cgroup (that is the host) to a container
-            for dirpath, _dirs, _files in os.walk(top):
-                try:
-                    ids.add(os.stat(dirpath).st_ino)
-                except OSError:
-                    continue  # removed while walking
+            ids.update(ino for _dir, ino in cgroup_tree(top))
         return ids
-
-
-def read_proc_cgroup(path: Path) -> str | None:
-    """The cgroup v2 path from a /proc/<pid>/cgroup file (`0::/path`), or None."""
-    try:
-        text = path.read_text()
-    except OSError:
-        return None
-    for line in text.splitlines():
-        if line.startswith("0::"):
-            return line[3:] or None
-    return None
-
-
-def cgroup_id_of(path: Path) -> int:
-    """A cgroup v2 id is the inode number of its directory (what bpf_get_current_cgroup_id returns)."""
-    return os.stat(path).st_ino
 
 
 def iter_pod_labels(labels: Mapping[str, str]) -> Iterable[tuple[str, str]]:

@@ -1,6 +1,6 @@
 """Pod facts from the Kubernetes API, with the official `kubernetes` Python client.
 
-On a Kubernetes node a container's cgroup path names its pod's uid (processes/cgroups.py); the
+On a Kubernetes node a container's cgroup path names its pod's uid (system/cgroups.py); the
 pod object then says everything else: name, namespace, labels, IP, and per container
 (`status.containerStatuses[]`: `containerID` = `<runtime>://<id>`, `name`, `image`) which
 container of the pod it is and its image. When the agent's config has a `kubernetes:` section

@@ -4,7 +4,7 @@ A container has its own /etc/passwd and /etc/group; the host's would name the wr
 agent reads them through /proc/<pid>/root of the container's init process (the container's root
 filesystem as seen from the host pid namespace). Unknown ids give None: the name is omitted.
 The files belong to the container, so they are read by the one defensive reader of the
-process table (`processes.names`): no symlink, no FIFO, a size cap.
+agent (`system.accounts`): no symlink, no FIFO, a size cap.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import threading
 from pathlib import Path
 
 from reference_agent.metadata.containers import ContainerInfo
-from reference_agent.processes.names import read_id_file
+from reference_agent.system.accounts import read_id_file
 
 
 class UserNames:

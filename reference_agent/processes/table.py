@@ -36,11 +36,11 @@ from dataclasses import dataclass
 
 from reference_agent.activity import Ancestry, ProcessSnapshot, TaskInfo
 
-from . import procfs
-from .cgroups import CgroupIndex, container_resolver, find_cgroup2_mount
+from reference_agent.system import procfs
+from reference_agent.system.cgroups import CgroupIndex, container_resolver, find_cgroup2_mount
 from .entity_id import entity_id as make_entity_id
 from .facts import ENTRY_META_CONTAINER, ProcessDescription, ProcessFacts, ProcessImage
-from .names import AccountNames
+from reference_agent.system.accounts import AccountNames
 
 Key = tuple[int, int]  # (pid, start since boot in ns, tick-rounded)
 

@@ -24,11 +24,8 @@ from reference_agent.agent import Agent, run_agent
 from reference_agent.config import AgentConfig
 from reference_agent.control import request_reload
 from reference_agent.ecs import BootClock
-from reference_agent.metadata.containers import (
-    POD_LABEL_PREFIX,
-    ContainerCache,
-    cgroup_id_of,
-)
+from reference_agent.metadata.containers import POD_LABEL_PREFIX, ContainerCache
+from reference_agent.system.cgroups import cgroup_id_of
 from reference_agent.metadata.host import HostFacts
 
 from .fakes import FakeDockerClient, FakeKernelBackend

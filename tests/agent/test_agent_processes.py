@@ -25,7 +25,7 @@ from reference_agent.metadata.containers import ContainerCache
 from reference_agent.metadata.host import HostFacts
 from reference_agent.metadata.users import UserNames
 from reference_agent.processes import EndLedger, ProcessTable
-from reference_agent.processes.procfs import NS_PER_TICK
+from reference_agent.system.procfs import NS_PER_TICK
 
 from .fakes import FakeDockerClient, FakeKernelBackend
 

@@ -11,10 +11,9 @@ import pytest
 from reference_agent.metadata.containers import (
     POD_LABEL_PREFIX,
     ContainerCache,
-    cgroup_id_of,
     parse_image_reference,
-    read_proc_cgroup,
 )
+from reference_agent.system.cgroups import cgroup_id_of
 
 from .fakes import FakeDockerClient
 
@@ -236,11 +235,4 @@ def test_daemon_down_keeps_what_is_known(fs):
     client.containers.list = boom
     cache.refresh()
     assert cache.lookup(cg).id == CID
-
-
-def test_read_proc_cgroup(tmp_path):
-    f = tmp_path / "cgroup"
-    f.write_text("12:cpu:/legacy\n0::/system.slice/x.scope\n")
-    assert read_proc_cgroup(f) == "/system.slice/x.scope"
-    assert read_proc_cgroup(tmp_path / "missing") is None
 

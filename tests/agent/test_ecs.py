@@ -31,7 +31,7 @@ from reference_agent.metadata.containers import (
 )
 from reference_agent.metadata.host import AgentFacts, HostFacts
 from reference_agent.processes.entity_id import entity_id as process_entity_id
-from reference_agent.processes.procfs import round_to_tick
+from reference_agent.system.procfs import round_to_tick
 
 from .seed_fields import FILE_EVENT_FIELDS, PROCESS_EVENT_FIELDS
 

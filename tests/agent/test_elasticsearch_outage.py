@@ -15,7 +15,8 @@ from reference_agent.activity import FileActivity
 from reference_agent.agent import Agent
 from reference_agent.config import AgentConfig
 from reference_agent.ecs import BootClock
-from reference_agent.metadata.containers import ContainerCache, cgroup_id_of
+from reference_agent.metadata.containers import ContainerCache
+from reference_agent.system.cgroups import cgroup_id_of
 
 from .fakes import FakeDockerClient, FakeKernelBackend
 from .test_agent import CID, HOST, POLICY_V1, SEC, task

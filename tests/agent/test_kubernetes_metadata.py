@@ -23,8 +23,8 @@ from reference_agent.metadata.containers import (
     K8S_POD_NAMESPACE,
     K8S_POD_UID,
     ContainerCache,
-    cgroup_id_of,
 )
+from reference_agent.system.cgroups import cgroup_id_of
 from reference_agent.metadata.kubernetes import PodDirectory, pod_directory
 from reference_agent.metadata.scoping import container_masks
 from reference_agent.policy import load_policy_text

@@ -18,7 +18,8 @@ from reference_agent.agent import Agent, run_agent
 from reference_agent.config import ConfigError, parse_config
 from reference_agent.ecs import BootClock
 from reference_agent.ecs.common import EventContext
-from reference_agent.metadata.containers import ContainerCache, cgroup_id_of
+from reference_agent.metadata.containers import ContainerCache
+from reference_agent.system.cgroups import cgroup_id_of
 from reference_agent.metadata.host import AgentFacts
 from reference_agent.status import StatusReporter
 

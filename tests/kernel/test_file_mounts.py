@@ -1,5 +1,5 @@
 """D19 on Kubernetes: which container mounts are configMap / secret / downwardAPI / projected
-volumes (metadata/mounts.py), from mountinfo text shaped like a kubelet node's. Runs anywhere;
+volumes (system/mounts.py), from mountinfo text shaped like a kubelet node's. Runs anywhere;
 the kernel half is tests/kernel/test_file_kubelet_volumes.py (VM, real Docker)."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from reference_agent.metadata.mounts import (
+from reference_agent.system.mounts import (
     KubeletVolumeMounts,
     host_paths,
     is_kubelet_file_volume,

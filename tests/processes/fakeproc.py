@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 
 from reference_agent.activity import TaskInfo
-from reference_agent.processes.procfs import NS_PER_TICK
+from reference_agent.system.procfs import NS_PER_TICK
 
 BTIME = 1_700_000_000  # 2023-11-14T22:13:20Z
 HOST_PASSWD = "root:x:0:0:root:/root:/bin/bash\nhostuser:x:1000:1000::/home/hostuser:/bin/sh\n"

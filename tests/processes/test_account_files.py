@@ -14,7 +14,7 @@ import pytest
 from reference_agent.kernel import process_enforcer
 from reference_agent.metadata.containers import ContainerInfo
 from reference_agent.metadata.users import UserNames
-from reference_agent.processes import names
+from reference_agent.system import accounts
 
 PASSWD = "root:x:0:0::/root:/bin/sh\nalice:x:1000:1000::/home/alice:/bin/sh\n"
 
@@ -30,12 +30,12 @@ def _three_readers(tmp_path: Path, pid: int, monkeypatch: pytest.MonkeyPatch) ->
     """uid 1000's name as each reader sees it for the container whose init is `pid`."""
     root = str(tmp_path / "proc" / str(pid) / "root")
     container = ContainerInfo(id="c1", name="c", image=None, pod=None, init_pid=pid)
-    real_read = names.read_id_file
+    real_read = accounts.read_id_file
     monkeypatch.setattr(process_enforcer, "read_id_file",
                         lambda path: real_read(path.replace("/proc/", f"{tmp_path}/proc/", 1)))
     return {
         "user.name (ECS)": UserNames(proc_root=tmp_path / "proc").user(container, 1000),
-        "process table": names.AccountNames().user_name(root, 1000),
+        "process table": accounts.AccountNames().user_name(root, 1000),
         "processUserName compiler": process_enforcer.read_accounts(pid).get(1000),
     }
 
@@ -73,5 +73,5 @@ def test_an_oversized_passwd_is_not_parsed(tmp_path: Path, monkeypatch: pytest.M
     big = _container_root(tmp_path, 44) / "passwd"
     with big.open("w") as f:
         f.write(PASSWD)
-        f.truncate(names._MAX_FILE_BYTES + 1)
+        f.truncate(accounts._MAX_FILE_BYTES + 1)
     assert set(_three_readers(tmp_path, 44, monkeypatch).values()) == {None}

@@ -5,14 +5,19 @@ from pathlib import Path
 
 import pytest
 
-from reference_agent.processes.cgroups import (
+from reference_agent.system.cgroups import (
     CgroupIndex,
+    cgroup_id_of,
+    cgroup_id_of_pid,
+    cgroup_pids,
+    cgroup_tree,
     container_id_from_cgroup_path,
     container_resolver,
     find_cgroup2_mount,
     identity_from_cgroup_path,
     identity_from_proc_cgroup,
 )
+from reference_agent.system.procfs import parse_cgroup_v2_path, read_cgroup_path
 
 A, B = "a" * 64, "0123456789abcdef" * 4
 
@@ -110,3 +115,36 @@ def test_find_cgroup2_mount(tmp_path: Path) -> None:
     assert find_cgroup2_mount(str(mounts)) == "/sys/fs/cgroup/unified"
     mounts.write_text("tmpfs /sys/fs/cgroup tmpfs rw 0 0\n")
     assert find_cgroup2_mount(str(mounts)) is None
+
+
+def test_one_reader_of_proc_pid_cgroup(tmp_path):
+    """The process table, the container cache and the kernel side read /proc/<pid>/cgroup
+    through one reader, so they agree: the v2 line's path; none without a v2 line; and an
+    empty `0::` names no cgroup at all (reading it as the root cgroup would make every host
+    process a container's)."""
+    (tmp_path / "7").mkdir()
+    cgroup = tmp_path / "7" / "cgroup"
+    cgroup.write_text("12:cpu:/legacy\n0::/system.slice/x.scope\n")
+    assert read_cgroup_path(str(tmp_path), 7) == "/system.slice/x.scope"
+    assert read_cgroup_path(str(tmp_path), 8) is None  # the process is gone
+    cgroup.write_text("0::\n")
+    assert read_cgroup_path(str(tmp_path), 7) is None
+    assert parse_cgroup_v2_path("0::/\n") == "/"
+    assert parse_cgroup_v2_path("4:memory:/docker/x\n") is None
+
+
+def test_cgroup_ids_pids_and_tree(tmp_path):
+    root = tmp_path / "cgroup"
+    (root / "a" / "b").mkdir(parents=True)
+    (root / "a" / "cgroup.procs").write_text("30\n10\n")
+    proc = tmp_path / "proc"
+    (proc / "5").mkdir(parents=True)
+    (proc / "5" / "cgroup").write_text("0::/a/b\n")
+    assert cgroup_id_of_pid(5, str(proc), root) == cgroup_id_of(root / "a" / "b") == os.stat(root / "a" / "b").st_ino
+    assert cgroup_id_of_pid(6, str(proc), root) is None  # no such process
+    (proc / "5" / "cgroup").write_text("0::/gone\n")
+    assert cgroup_id_of_pid(5, str(proc), root) is None  # its cgroup was removed
+    assert [d for d, _ in cgroup_tree(root / "a")] == [str(root / "a"), str(root / "a" / "b")]
+    assert dict(cgroup_tree(root / "a"))[str(root / "a" / "b")] == cgroup_id_of(root / "a" / "b")
+    assert cgroup_pids(root / "a") == [30, 10]
+    assert cgroup_pids(root / "a" / "b") == []  # no cgroup.procs to read

@@ -6,7 +6,7 @@ import pytest
 
 from reference_agent.processes import EndLedger, OwedEnd, ProcessImage, ProcessTable, entity_id, parse_entity_id
 from reference_agent.processes.facts import iso_timestamp
-from reference_agent.processes.procfs import NS_PER_TICK
+from reference_agent.system.procfs import NS_PER_TICK
 from reference_agent.processes.table import MAX_PREVIOUS
 
 from .conftest import make_table

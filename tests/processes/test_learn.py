@@ -8,7 +8,8 @@ import os
 import subprocess
 import time
 
-from reference_agent.processes import ProcessTable, procfs
+from reference_agent.processes import ProcessTable
+from reference_agent.system import procfs
 
 from .fakeproc import CONTAINER_CGROUP, FakeProc, task
 

@@ -23,8 +23,9 @@ from pathlib import Path
 
 import pytest
 
-from reference_agent.processes import ProcessTable, procfs
-from reference_agent.processes.cgroups import find_cgroup2_mount
+from reference_agent.processes import ProcessTable
+from reference_agent.system import procfs
+from reference_agent.system.cgroups import find_cgroup2_mount
 
 CONTAINER_ID = "d4c0" * 16
 CLONE_NEWNS, MS_BIND, MS_REC, MS_PRIVATE, MNT_DETACH = 0x00020000, 0x1000, 0x4000, 1 << 18, 2

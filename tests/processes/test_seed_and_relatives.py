@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from reference_agent.processes import ProcessTable, iso_timestamp
-from reference_agent.processes.procfs import NS_PER_TICK, parse_stat
+from reference_agent.system.procfs import NS_PER_TICK, parse_stat
 
 from .conftest import make_table
 from .fakeproc import BTIME, CID, FakeProc

@@ -93,6 +93,25 @@ def test_no_import_cycles():
         pytest.fail("import cycle: " + " -> ".join(exc.args[1]))
 
 
+def _imports_of(package: str) -> dict[str, list[str]]:
+    return {module: sorted(deps) for module, deps in import_graph().items()
+            if module == package or module.startswith(package + ".")}
+
+
+def test_the_kernel_side_reads_neither_metadata_nor_the_process_table():
+    """The kernel side loads programs, fills maps and decodes records; what it needs of the
+    node it reads through reference_agent.system, like every other layer."""
+    offenders = {module: [d for d in deps if d.startswith(("reference_agent.metadata", "reference_agent.processes"))]
+                 for module, deps in _imports_of("reference_agent.kernel").items()}
+    assert {module: deps for module, deps in offenders.items() if deps} == {}
+
+
+def test_the_system_readers_import_nothing_else_of_the_agent():
+    offenders = {module: [d for d in deps if not d.startswith("reference_agent.system")]
+                 for module, deps in _imports_of("reference_agent.system").items()}
+    assert {module: deps for module, deps in offenders.items() if deps} == {}
+
+
 def _import_in_fresh_interpreter(modules: list[str]) -> subprocess.CompletedProcess[str]:
     code = "import importlib, sys\nfor name in sys.argv[1:]:\n    importlib.import_module(name)\n"
     return subprocess.run([sys.executable, "-c", code, *modules], cwd=REPO, capture_output=True, text=True,

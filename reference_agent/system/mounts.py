@@ -21,11 +21,12 @@ unique system-wide while the mount exists; FileEnforcer keeps the set in the `fi
 from __future__ import annotations
 
 import logging
-import os
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+
+from reference_agent.system.cgroups import cgroup_id_of, cgroup_pids, cgroup_tree
 
 log = logging.getLogger(__name__)
 
@@ -134,24 +135,16 @@ class KubeletVolumeMounts:
 
     def _cgroup_dir(self, cgroup_id: int) -> Path | None:
         known = self._dirs.get(cgroup_id)
-        if known is not None and _inode(known) == cgroup_id:
+        if known is not None and _still(known, cgroup_id):
             return known
-        for dirpath, _dirs, _files in os.walk(self._cgroup_root):
-            ino = _inode(Path(dirpath))
-            if ino is not None:
-                self._dirs[ino] = Path(dirpath)
+        for dirpath, ino in cgroup_tree(self._cgroup_root):
+            self._dirs[ino] = Path(dirpath)
         return self._dirs.get(cgroup_id)
 
     def _a_pid(self, cgroup_id: int) -> int | None:
         d = self._cgroup_dir(cgroup_id)
-        if d is None:
-            return None
-        try:
-            for line in (d / "cgroup.procs").read_text().split():
-                return int(line)
-        except (OSError, ValueError):
-            return None
-        return None
+        pids = cgroup_pids(d) if d is not None else []
+        return pids[0] if pids else None
 
     def mount_ids(self, cgroup_ids: Iterable[int]) -> dict[int, frozenset[int]]:
         """cgroup id -> its kubelet file-class volume mount ids (empty when it has none or has
@@ -182,8 +175,10 @@ class KubeletVolumeMounts:
         return out
 
 
-def _inode(path: Path) -> int | None:
+def _still(path: Path, cgroup_id: int) -> bool:
+    """Whether the directory remembered for a cgroup id is still that cgroup (ids are inodes,
+    reused once a cgroup is removed)."""
     try:
-        return os.stat(path).st_ino
+        return cgroup_id_of(path) == cgroup_id
     except OSError:
-        return None
+        return False

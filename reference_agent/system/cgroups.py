@@ -22,8 +22,11 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
+
+from reference_agent.system import procfs
 
 # A container runtime's cgroup leaf: optional "<runtime>-" prefix, 64 hex, optional ".scope".
 _CONTAINER_COMPONENT = re.compile(r"^(?:(?P<prefix>[a-z][a-z0-9-]*)-)?(?P<id>[0-9a-f]{64})(?:\.scope)?$")
@@ -36,6 +39,41 @@ _NOT_A_CONTAINER_PREFIXES = ("crio-conmon", "conmon", "libpod-conmon")
 # event: negative answers are remembered, up to this many.
 _MAX_UNKNOWN_IDS = 4096
 _MAX_KNOWN_IDS = 65536
+
+
+def cgroup_id_of(path: str | os.PathLike[str]) -> int:
+    """A cgroup v2 id is the inode number of its directory (what bpf_get_current_cgroup_id
+    returns). Raises OSError when the cgroup is gone."""
+    return os.stat(path).st_ino
+
+
+def cgroup_tree(top: str | os.PathLike[str]) -> Iterator[tuple[str, int]]:
+    """(directory, cgroup id) of `top` and every cgroup below it, top-down; a cgroup removed
+    while walking is skipped."""
+    for dirpath, _dirs, _files in os.walk(top):
+        try:
+            yield dirpath, cgroup_id_of(dirpath)
+        except OSError:
+            continue
+
+
+def cgroup_pids(cgroup_dir: str | os.PathLike[str]) -> list[int]:
+    """The pids in a cgroup (its cgroup.procs, in the kernel's order); empty when unreadable."""
+    try:
+        return [int(line) for line in Path(cgroup_dir, "cgroup.procs").read_text().split()]
+    except (OSError, ValueError):
+        return []
+
+
+def cgroup_id_of_pid(pid: int, proc_root: str = "/proc", cgroup_root: str | os.PathLike[str] = "/sys/fs/cgroup") -> int | None:
+    """The cgroup v2 id of a process, None when it has no v2 cgroup or cannot be read."""
+    path = procfs.read_cgroup_path(proc_root, pid)
+    if path is None:
+        return None
+    try:
+        return cgroup_id_of(f"{os.fspath(cgroup_root)}{path}")
+    except OSError:
+        return None
 
 
 def container_id_from_cgroup_path(path: str | None) -> str | None:
@@ -123,7 +161,7 @@ class CgroupIndex:
             return 0
         rel = "/" + path.strip("/")
         try:
-            ino = os.stat(self.root + rel.rstrip("/")).st_ino
+            ino = cgroup_id_of(self.root + rel.rstrip("/"))
         except OSError:
             return 0
         self._remember(ino, rel)
@@ -143,11 +181,7 @@ class CgroupIndex:
         path = self._path_of.get(cgroup_id)
         if path is not None or cgroup_id in self._unknown:
             return path
-        for dirpath, _dirs, _files in os.walk(self.root):
-            try:
-                ino = os.stat(dirpath).st_ino
-            except OSError:
-                continue
+        for dirpath, ino in cgroup_tree(self.root):
             self._remember(ino, dirpath[len(self.root) :] or "/")
         path = self._path_of.get(cgroup_id)
         if path is None:

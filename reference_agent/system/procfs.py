@@ -114,11 +114,21 @@ def _effective_ids(status: str) -> tuple[int, int]:
 
 
 def parse_cgroup_v2_path(text: str) -> str | None:
-    """The path of the unified-hierarchy line ("0::/path") of /proc/<pid>/cgroup."""
+    """The path of the unified-hierarchy line ("0::/path") of /proc/<pid>/cgroup; None without
+    one. A "0::" with no path names no cgroup: it is None, never the root (which would make the
+    whole node a container's cgroup)."""
     for line in text.splitlines():
         if line.startswith("0::"):
-            return line[3:] or "/"
+            return line[3:] or None
     return None
+
+
+def read_cgroup_path(proc_root: str, pid: int) -> str | None:
+    """The cgroup v2 path of a process; None when it has none or cannot be read."""
+    try:
+        return parse_cgroup_v2_path(_read(f"{proc_root}/{pid}/cgroup").decode(errors="replace"))
+    except ProcessGone:
+        return None
 
 
 def read_snapshot(proc_root: str, pid: int) -> ProcSnapshot:
@@ -134,10 +144,7 @@ def read_snapshot(proc_root: str, pid: int) -> ProcSnapshot:
     args = tuple(a.decode(errors="surrogateescape") for a in cmdline.split(b"\0"))
     if args and args[-1] == "":
         args = args[:-1]
-    try:
-        cgroup_path = parse_cgroup_v2_path(_read(f"{base}/cgroup").decode(errors="replace"))
-    except ProcessGone:
-        cgroup_path = None
+    cgroup_path = read_cgroup_path(proc_root, pid)
     return ProcSnapshot(
         stat=stat,
         executable=_readlink(f"{base}/exe"),
