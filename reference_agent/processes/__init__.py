@@ -4,7 +4,7 @@
     table.seed()                            # every process running now
     table.on_fork(task)                     # kernel events keep it current ...
     table.on_exec(pid, executable, args, task=task)
-    facts = table.describe(pid)             # ProcessFacts: .to_ecs() -> {"process.pid": ..., ...}
+    facts = table.describe(pid)             # ProcessFacts: the process and its relatives
     last = table.on_exit(pid, end_ns=...)   # facts with process.end, for the end event
 
     ledger = EndLedger()                    # D20: end events exactly for processes with events

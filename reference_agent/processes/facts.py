@@ -1,8 +1,7 @@
-"""What the process table says about a process: immutable values with their ECS fields.
+"""What the process table says about a process: immutable values.
 
-`ProcessFacts` is what the ECS builders consume. Every optional field that the agent does not
-know is None and is omitted from `to_ecs()` output, never filled with a guess (D16 and the
-"unknown fields are omitted" project decision).
+Every optional field that the table does not know is None, never filled with a guess (D16);
+the ECS builders (reference_agent.ecs) omit it.
 """
 
 from __future__ import annotations
@@ -10,7 +9,6 @@ from __future__ import annotations
 import datetime as _dt
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
 
 ENTRY_META_CONTAINER = "container"
 
@@ -29,12 +27,6 @@ class ProcessImage:
 
     executable: str | None
     args: tuple[str, ...]
-
-    def to_ecs(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"args": list(self.args)}
-        if self.executable is not None:
-            out["executable"] = self.executable
-        return out
 
 
 @dataclass(frozen=True)
@@ -66,35 +58,6 @@ class ProcessDescription:
     def start(self) -> str:
         return iso_timestamp(self.start_ns)
 
-    def to_ecs(self, prefix: str, *, account_prefix: str | None = None) -> dict[str, Any]:
-        """Dotted ECS keys under `prefix` (e.g. "process.parent").
-
-        `account_prefix` moves user.*/group.* elsewhere: the described process's own user is
-        top-level `user.*`/`group.*` in the seed's event table, leaders' are nested.
-        """
-        acct = prefix if account_prefix is None else account_prefix
-        acct = f"{acct}." if acct else ""
-        out: dict[str, Any] = {
-            f"{prefix}.entity_id": self.entity_id,
-            f"{prefix}.pid": self.pid,
-            f"{prefix}.start": self.start,
-            f"{prefix}.args": list(self.args),
-            f"{prefix}.interactive": self.interactive,
-            f"{acct}user.id": str(self.user_id),  # ECS user.id / group.id are keywords
-            f"{acct}group.id": str(self.group_id),
-        }
-        optional = {
-            f"{prefix}.executable": self.executable,
-            f"{prefix}.name": self.name,
-            f"{prefix}.working_directory": self.working_directory,
-            f"{acct}user.name": self.user_name,
-            f"{acct}group.name": self.group_name,
-            f"{prefix}.same_as_process": self.same_as_process,
-            f"{prefix}.entry_meta.type": self.entry_meta_type,
-        }
-        out.update({k: v for k, v in optional.items() if v is not None})
-        return out
-
 
 @dataclass(frozen=True)
 class ProcessFacts:
@@ -120,25 +83,3 @@ class ProcessFacts:
     @property
     def entity_id(self) -> str:
         return self.process.entity_id
-
-    def to_ecs(self, *, previous: bool = True) -> dict[str, Any]:
-        """Every process-related ECS key, dotted: process.*, its relatives, user.*, group.*.
-
-        `process.previous` is an array of {args, executable} objects (ECS); pass
-        previous=False for events that must not carry it (fork events, file events).
-        """
-        out = self.process.to_ecs("process", account_prefix="")
-        relatives = (
-            ("process.parent", self.parent),
-            ("process.session_leader", self.session_leader),
-            ("process.group_leader", self.group_leader),
-            ("process.entry_leader", self.entry_leader),
-        )
-        for prefix, description in relatives:
-            if description is not None:
-                out.update(description.to_ecs(prefix))
-        if previous and self.previous:
-            out["process.previous"] = [image.to_ecs() for image in self.previous]
-        if self.end_ns is not None:
-            out["process.end"] = iso_timestamp(self.end_ns)
-        return out

@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 from reference_agent.processes import EndLedger, OwedEnd, ProcessImage, ProcessTable, entity_id, parse_entity_id
-from reference_agent.processes.facts import iso_timestamp
 from reference_agent.system.procfs import NS_PER_TICK
 from reference_agent.processes.table import MAX_PREVIOUS
 
@@ -76,9 +75,7 @@ def test_exec_keeps_previous_image(table: ProcessTable) -> None:
     assert previous == ProcessImage("/usr/bin/sleep", ("sleep", "100"))
     facts = table.describe(210)
     assert facts.process.executable == "/usr/bin/ls" and facts.process.name == "ls"
-    ecs = facts.to_ecs()
-    assert ecs["process.previous"] == [{"args": ["sleep", "100"], "executable": "/usr/bin/sleep"}]
-    assert "process.previous" not in facts.to_ecs(previous=False)
+    assert facts.previous == (ProcessImage("/usr/bin/sleep", ("sleep", "100")),)
     # children and leaders see the new image too
     assert table.describe(220).parent.executable == "/usr/bin/ls"
 
@@ -105,7 +102,7 @@ def test_exec_of_setuid_image_renames_user(table: ProcessTable, fake: FakeProc) 
     cg = fake.cgroup_id(CONTAINER_CGROUP)
     t = task(210, 200, exe="/usr/bin/su", start_ticks=300, cgroup_id=cg, uid=0, gid=0, tty=True)
     table.on_exec(210, "/usr/bin/su", ["su"], task=t)
-    assert table.describe(210).to_ecs()["user.name"] == "root"
+    assert table.describe(210).process.user_name == "root"
 
 
 def test_runc_style_start_first_process_enters_the_container_at_exec(table: ProcessTable, fake: FakeProc) -> None:
@@ -118,7 +115,7 @@ def test_runc_style_start_first_process_enters_the_container_at_exec(table: Proc
     facts = table.describe(500)
     assert facts.container_id == CID
     assert facts.entry_leader.pid == 500
-    assert facts.to_ecs()["process.entry_leader.entry_meta.type"] == "container"
+    assert facts.entry_leader.entry_meta_type == "container"
     # its children have it as entry leader
     table.on_fork(task(501, 500, exe="/docker-entrypoint.sh", start_ticks=710, cgroup_id=cont_cg))
     assert table.describe(501).entry_leader.pid == 500
@@ -136,7 +133,7 @@ def test_exec_of_an_unknown_pid_is_learnt_from_the_task_or_counted(table: Proces
 def test_exit_returns_last_facts_with_end(table: ProcessTable) -> None:
     facts = table.on_exit(220, end_ns=1000 * NS)
     assert facts is not None and facts.process.pid == 220
-    assert facts.to_ecs()["process.end"] == iso_timestamp(BTIME * NS + 1000 * NS)
+    assert facts.end_ns == BTIME * NS + 1000 * NS
     assert 220 not in table
     assert table.describe(220) is None
     assert table.on_exit(220) is None  # a second exit is ignored

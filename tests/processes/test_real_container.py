@@ -139,10 +139,9 @@ def test_container_process_tree_through_real_proc(sandbox: tuple[subprocess.Pope
     assert (sleep.process.user_name, sleep.process.group_name) == ("inside", "inside")
     assert sleep.parent.pid == init.pid
     assert sleep.entry_leader.pid == init.pid  # the first process of the container
-    ecs = sleep.to_ecs()
-    assert ecs["process.entry_leader.entry_meta.type"] == "container"
-    assert ecs["process.entry_leader.same_as_process"] is False
-    assert ecs["user.name"] == "inside" and ecs["user.id"] == str(UID)
+    assert sleep.entry_leader.entry_meta_type == "container"
+    assert sleep.entry_leader.same_as_process is False
+    assert sleep.process.user_id == UID
 
     sh = table.describe(init.pid)
     assert sh.entry_leader.pid == init.pid and sh.entry_leader.same_as_process is True

@@ -58,10 +58,9 @@ def test_the_test_process_and_its_parent() -> None:
     if pgid in table:
         assert me.group_leader is not None and me.group_leader.pid == pgid
 
-    ecs = me.to_ecs()
-    assert ecs["process.pid"] == os.getpid()
-    assert ecs["process.parent.pid"] == os.getppid()
-    assert ecs["user.id"] == str(os.geteuid())
+    assert me.process.pid == os.getpid()
+    assert me.parent.pid == os.getppid()
+    assert me.process.user_id == os.geteuid()
 
 
 def test_a_child_seen_by_a_second_seed_and_its_exit(tmp_path) -> None:

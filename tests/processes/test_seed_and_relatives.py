@@ -31,20 +31,20 @@ def test_parent_session_group_and_entry_leader(table: ProcessTable) -> None:
 
 
 def test_same_as_process_and_entry_meta(table: ProcessTable) -> None:
-    ecs = table.describe(200).to_ecs()
+    facts = table.describe(200)
     # bash is its own session, group and entry leader
-    for prefix in ("session_leader", "group_leader", "entry_leader"):
-        assert ecs[f"process.{prefix}.same_as_process"] is True
-        assert ecs[f"process.{prefix}.pid"] == 200
-    assert ecs["process.parent.same_as_process"] is False
-    assert ecs["process.entry_leader.entry_meta.type"] == "container"
-    assert ecs["process.session_leader.entry_meta.type"] == "container"  # it is the entry leader
-    assert "process.group_leader.entry_meta.type" not in ecs
+    for relative in (facts.session_leader, facts.group_leader, facts.entry_leader):
+        assert relative.same_as_process is True
+        assert relative.pid == 200
+    assert facts.parent.same_as_process is False
+    assert facts.entry_leader.entry_meta_type == "container"
+    assert facts.session_leader.entry_meta_type == "container"  # it is the entry leader
+    assert facts.group_leader.entry_meta_type is None
 
-    ecs = table.describe(210).to_ecs()
-    assert ecs["process.group_leader.same_as_process"] is True
-    assert ecs["process.session_leader.same_as_process"] is False
-    assert ecs["process.entry_leader.same_as_process"] is False
+    facts = table.describe(210)
+    assert facts.group_leader.same_as_process is True
+    assert facts.session_leader.same_as_process is False
+    assert facts.entry_leader.same_as_process is False
 
 
 def test_docker_exec_process_is_its_own_entry_leader(table: ProcessTable) -> None:
@@ -58,35 +58,33 @@ def test_host_processes_have_no_entry_leader(table: ProcessTable) -> None:
     facts = table.describe(60)
     assert facts.container_id is None
     assert facts.entry_leader is None
-    ecs = facts.to_ecs()
-    assert not any(k.startswith("process.entry_leader.") for k in ecs)
     assert facts.parent.pid == 1
 
 
 def test_names_come_from_the_containers_own_files(table: ProcessTable) -> None:
-    ecs = table.describe(210).to_ecs()
+    facts = table.describe(210)
     # uid 1000 is "app" in the container and "hostuser" on the host: the container wins
-    assert (ecs["user.id"], ecs["user.name"]) == ("1000", "app")
-    assert (ecs["group.id"], ecs["group.name"]) == ("1000", "appgrp")
-    assert ecs["process.session_leader.user.name"] == "root"
+    assert (facts.process.user_id, facts.process.user_name) == (1000, "app")
+    assert (facts.process.group_id, facts.process.group_name) == (1000, "appgrp")
+    assert facts.session_leader.user_name == "root"
     # the host process gets the host's names
-    ecs = table.describe(60).to_ecs()
-    assert (ecs["user.name"], ecs["group.name"]) == ("hostuser", "hostgroup")
+    process = table.describe(60).process
+    assert (process.user_name, process.group_name) == ("hostuser", "hostgroup")
 
 
 def test_unknown_names_are_omitted_not_faked(table: ProcessTable) -> None:
-    ecs = table.describe(220).to_ecs()
-    assert ecs["user.id"] == "4242" and ecs["group.id"] == "4242"
-    assert "user.name" not in ecs and "group.name" not in ecs
+    process = table.describe(220).process
+    assert process.user_id == 4242 and process.group_id == 4242
+    assert process.user_name is None and process.group_name is None
 
 
 def test_container_without_readable_root_gets_no_host_names(fake: FakeProc) -> None:
     (fake.proc / "210" / "root").unlink()  # as if the container's root vanished
     table = make_table(fake)
     table.seed()
-    ecs = table.describe(210).to_ecs()
-    assert ecs["user.id"] == "1000"
-    assert "user.name" not in ecs  # not the host's "hostuser"
+    process = table.describe(210).process
+    assert process.user_id == 1000
+    assert process.user_name is None  # not the host's "hostuser"
 
 
 def test_symlinked_passwd_in_a_container_is_not_followed(fake: FakeProc) -> None:
@@ -101,19 +99,19 @@ def test_symlinked_passwd_in_a_container_is_not_followed(fake: FakeProc) -> None
     assert facts.process.user_name is None
 
 
-def test_start_and_ecs_keys(table: ProcessTable) -> None:
-    ecs = table.describe(210).to_ecs()
+def test_start_and_described_values(table: ProcessTable) -> None:
+    facts = table.describe(210)
     start_ns = BTIME * 1_000_000_000 + 300 * NS_PER_TICK
-    assert ecs["process.start"] == iso_timestamp(start_ns)
-    assert ecs["process.parent.start"] == iso_timestamp(BTIME * 1_000_000_000 + 200 * NS_PER_TICK)
-    assert ecs["process.args"] == ["sleep", "100"]
-    assert ecs["process.pid"] == 210
-    assert ecs["process.parent.pid"] == 200
-    assert ecs["process.parent.working_directory"] == "/app"
-    assert ecs["process.parent.name"] == "bash"
-    assert ecs["process.interactive"] is True
-    assert "process.previous" not in ecs and "process.end" not in ecs
-    assert "process.same_as_process" not in ecs
+    assert facts.process.start_ns == start_ns and facts.process.start == iso_timestamp(start_ns)
+    assert facts.parent.start_ns == BTIME * 1_000_000_000 + 200 * NS_PER_TICK
+    assert facts.process.args == ("sleep", "100")
+    assert facts.process.pid == 210
+    assert facts.parent.pid == 200
+    assert facts.parent.working_directory == "/app"
+    assert facts.parent.name == "bash"
+    assert facts.process.interactive is True
+    assert facts.previous == () and facts.end_ns is None
+    assert facts.process.same_as_process is None
 
 
 def test_iso_timestamp_format() -> None:
