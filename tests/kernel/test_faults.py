@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import re
 import subprocess
+import time
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -92,7 +94,20 @@ process:
       actions: [log]
 """
 CHILDREN = 2000
-STORM = f"i=0; while [ $i -lt {CHILDREN} ]; do sleep 20 & i=$((i+1)); done; wait"
+# The children live until the test has seen them in the agent's table, then are killed: a
+# fixed lifetime made the storm depend on how fast a loaded machine forks.
+CHILD = "sleep 3599"
+STORM = f"i=0; while [ $i -lt {CHILDREN} ]; do {CHILD} </dev/null >/dev/null 2>&1 & i=$((i+1)); done"
+
+
+def _wait_for_table(metrics: Path, grown_by: int, seconds: float = 600) -> None:
+    """Until a metrics document shows the agent's process table `grown_by` above the first."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        sizes = [m["d4c"]["agent"]["process_table"]["size"] for m in lines(metrics)] if metrics.exists() else []
+        if sizes and max(sizes) >= sizes[0] + grown_by:
+            return
+        time.sleep(2)
 
 
 def test_a_fork_storm_leaves_the_agents_memory_bounded(bpf_lsm, tmp_path):
@@ -100,8 +115,12 @@ def test_a_fork_storm_leaves_the_agents_memory_bounded(bpf_lsm, tmp_path):
     with busybox("d4c-storm", "true") as cid:
         agent = start_agent(tmp_path, PROCESS_POLICY, "metrics_interval: 5\n", events)
         try:
+            metrics_file = events / "metrics-cloud_defend.metrics-default.ndjson"
             run("docker", "exec", cid, "sh", "-c", STORM, timeout=900)
+            _wait_for_table(metrics_file, CHILDREN // 2)
+            run("docker", "exec", cid, "pkill", "-f", CHILD, check=False)
             wait_until_quiet(events / "logs-cloud_defend.process-default.ndjson", every=12)
+            time.sleep(6)  # one more metrics period: the table after the children ended
         finally:
             stderr = stop(agent)
     metrics = lines(events / "metrics-cloud_defend.metrics-default.ndjson")
