@@ -116,6 +116,7 @@ def test_a_fork_storm_leaves_the_agents_memory_bounded(bpf_lsm, tmp_path):
         agent = start_agent(tmp_path, PROCESS_POLICY, "metrics_interval: 5\n", events)
         try:
             metrics_file = events / "metrics-cloud_defend.metrics-default.ndjson"
+            _wait_for_table(metrics_file, 0)  # the first document: the table before the storm
             run("docker", "exec", cid, "sh", "-c", STORM, timeout=900)
             _wait_for_table(metrics_file, CHILDREN // 2)
             run("docker", "exec", cid, "pkill", "-f", CHILD, check=False)
