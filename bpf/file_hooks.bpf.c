@@ -325,6 +325,7 @@ static __always_inline int single(struct vfsmount *mnt, struct dentry *dentry, _
 SEC("lsm/file_open")
 int BPF_PROG(d4c_file_open, struct file *file, int ret)
 {
+	D4C_HOOK_ENTRY;
 	if (ret)
 		return ret;
 	__u32 slot = 0;
@@ -381,6 +382,7 @@ int BPF_PROG(d4c_file_open, struct file *file, int ret)
 SEC("lsm/path_truncate")
 int BPF_PROG(d4c_path_truncate, const struct path *path, int ret)
 {
+	D4C_HOOK_ENTRY;
 	if (ret)
 		return ret;
 	__u32 slot = 0;
@@ -407,6 +409,7 @@ SEC("lsm/path_mknod")
 int BPF_PROG(d4c_path_mknod, const struct path *dir, struct dentry *dentry, umode_t mode,
 	     unsigned int dev, int ret)
 {
+	D4C_HOOK_ENTRY;
 	if (ret)
 		return ret;
 	__u32 slot = 0;
@@ -439,6 +442,7 @@ int BPF_PROG(d4c_path_mknod, const struct path *dir, struct dentry *dentry, umod
 SEC("lsm/path_unlink")
 int BPF_PROG(d4c_path_unlink, const struct path *dir, struct dentry *dentry, int ret)
 {
+	D4C_HOOK_ENTRY;
 	if (ret)
 		return ret;
 	__u32 slot = 0;
@@ -456,6 +460,7 @@ SEC("lsm/path_link")
 int BPF_PROG(d4c_path_link, struct dentry *old_dentry, const struct path *new_dir,
 	     struct dentry *new_dentry, int ret)
 {
+	D4C_HOOK_ENTRY;
 	if (ret)
 		return ret;
 	__u32 slot = 0;
@@ -472,6 +477,7 @@ int BPF_PROG(d4c_path_link, struct dentry *old_dentry, const struct path *new_di
 SEC("lsm/path_chmod")
 int BPF_PROG(d4c_path_chmod, const struct path *path, umode_t mode, int ret)
 {
+	D4C_HOOK_ENTRY;
 	if (ret)
 		return ret;
 	__u32 slot = 0;
@@ -542,6 +548,7 @@ static __always_inline int acl_grants_exec(struct task_struct *task, __u64 size)
 SEC("lsm/inode_setxattr")
 int d4c_inode_setxattr(unsigned long long *ctx)
 {
+	D4C_HOOK_ENTRY;
 	/* (idmap, dentry, name, value, size, flags) and the return value so far. Raw ctx: the
 	 * verifier refuses any read of the `const void *value` argument (not a pointer to a
 	 * struct or an int), so the value is read from the syscall's own argument instead. */
@@ -628,6 +635,7 @@ SEC("lsm/path_rename")
 int BPF_PROG(d4c_path_rename, const struct path *old_dir, struct dentry *old_dentry,
 	     const struct path *new_dir, struct dentry *new_dentry, unsigned int flags, int ret)
 {
+	D4C_HOOK_ENTRY;
 	if (ret)
 		return ret;
 	__u32 slot = 0;
@@ -690,6 +698,7 @@ static __always_inline void forget_open_markers(__u64 key)
 SEC("fentry/do_filp_open")
 int BPF_PROG(d4c_open_enter, int dfd, struct filename *pathname, const struct open_flags *op)
 {
+	D4C_HOOK_ENTRY;
 	forget_open_markers(bpf_get_current_pid_tgid());
 	return 0;
 }
@@ -700,6 +709,7 @@ SEC("fexit/do_filp_open")
 int BPF_PROG(d4c_open_exit, int dfd, struct filename *pathname, const struct open_flags *op,
 	     struct file *ret)
 {
+	D4C_HOOK_ENTRY;
 	__u64 key = bpf_get_current_pid_tgid();
 	forget_open_markers(key);
 	struct d4c_file_event *ev = bpf_map_lookup_elem(&deferred_denial, &key);

@@ -377,6 +377,7 @@ static __always_inline void mm_args(struct d4c_process_event *ev, struct task_st
 SEC("lsm/bprm_creds_for_exec")
 int BPF_PROG(d4c_bprm_creds_for_exec, struct linux_binprm *bprm, int ret)
 {
+	D4C_HOOK_ENTRY;
 	if (ret)
 		return ret;
 	__u64 mask = 0;
@@ -423,6 +424,7 @@ int BPF_PROG(d4c_bprm_creds_for_exec, struct linux_binprm *bprm, int ret)
 SEC("tp_btf/sched_process_exec")
 int BPF_PROG(d4c_sched_process_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
 {
+	D4C_HOOK_ENTRY;
 	struct task_struct *task = bpf_get_current_task_btf();
 	__u32 tgid = BPF_CORE_READ(task, tgid);
 	/* A non-leader thread's exec takes the leader's pid (de_thread): the pending key was
@@ -471,6 +473,7 @@ int BPF_PROG(d4c_sched_process_exec, struct task_struct *p, pid_t old_pid, struc
 SEC("lsm/task_alloc")
 int BPF_PROG(d4c_task_alloc, struct task_struct *child, unsigned long clone_flags, int ret)
 {
+	D4C_HOOK_ENTRY;
 	if (ret)
 		return ret;
 	if (clone_flags & CLONE_THREAD)
@@ -516,6 +519,7 @@ int BPF_PROG(d4c_task_alloc, struct task_struct *child, unsigned long clone_flag
 SEC("tp_btf/sched_process_fork")
 int BPF_PROG(d4c_sched_process_fork, struct task_struct *parent, struct task_struct *child)
 {
+	D4C_HOOK_ENTRY;
 	if (BPF_CORE_READ(child, pid) != BPF_CORE_READ(child, tgid))
 		return 0; /* a thread */
 	__u64 key = bpf_get_current_pid_tgid();
@@ -555,6 +559,7 @@ int BPF_PROG(d4c_sched_process_fork, struct task_struct *parent, struct task_str
 SEC("tp_btf/sched_process_exit")
 int BPF_PROG(d4c_sched_process_exit, struct task_struct *p)
 {
+	D4C_HOOK_ENTRY;
 	/* A decision whose exec or fork then failed for another reason must not outlive its
 	 * thread (the maps are bounded; a stale entry would name a later operation). */
 	__u64 thread = bpf_get_current_pid_tgid();

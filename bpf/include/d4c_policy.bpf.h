@@ -21,9 +21,47 @@
 #ifndef D4C_POLICY_BPF_H
 #define D4C_POLICY_BPF_H
 
+/* Preemption. BPF programs run with migration disabled, not preemption: on a preemptible
+ * kernel (PREEMPT_LAZY, the default from 6.13 on for many configurations, or preempt=full) a
+ * task preempted inside a hook lets another task's hook on the same CPU reuse the same per-CPU
+ * scratch, and the first resumes with a clobbered path, match state or record (seen on 7.2: a
+ * fork program's record submitted with the kind the exit program had written). In the v610
+ * objects (-DD4C_PREEMPT_GUARD, for kernels with the bpf_preempt_disable kfunc, 6.10+) every
+ * program starts with D4C_HOOK_ENTRY, which keeps preemption off until it returns: the cleanup
+ * attribute re-enables it on every return path, as the verifier requires. The other objects
+ * are for kernels before 6.10, which cannot be built with lazy preemption and default to
+ * voluntary preemption, where a hook is never preempted. */
+#ifdef D4C_PREEMPT_GUARD
+extern void bpf_preempt_disable(void) __ksym;
+extern void bpf_preempt_enable(void) __ksym;
+
+struct d4c_preempt_guard {
+	int off;
+};
+
+static __always_inline struct d4c_preempt_guard d4c_preempt_off(void)
+{
+	bpf_preempt_disable();
+	return (struct d4c_preempt_guard){.off = 1};
+}
+
+static __always_inline void d4c_preempt_on(struct d4c_preempt_guard *guard)
+{
+	if (guard->off)
+		bpf_preempt_enable();
+}
+
+#define D4C_HOOK_ENTRY                                                              \
+	struct d4c_preempt_guard d4c_guard __attribute__((cleanup(d4c_preempt_on), unused)) = \
+		d4c_preempt_off()
+#else
+#define D4C_HOOK_ENTRY do { } while (0)
+#endif
+
 /* A per-CPU scratch value of type T (records and paths are far larger than the 512-byte BPF
  * stack) in map `map`, and `getter()`, its entry for this CPU (NULL only if the lookup fails).
- * A hook runs to completion on one CPU, so its scratch is its own while it runs. */
+ * With D4C_HOOK_ENTRY first in every program, a hook runs to completion on one CPU with nothing
+ * else running there in between, so its scratch is its own while it runs. */
 #define D4C_PERCPU_SCRATCH(T, map, getter)                                   \
 	struct {                                                             \
 		__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);                     \

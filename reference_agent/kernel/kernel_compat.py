@@ -5,6 +5,11 @@ that was renamed. 7.x renamed do_filp_open to do_file_open (same arguments, same
 open returns through it), so an fentry/fexit program naming a function the running kernel's
 BTF lacks is retargeted to the function's other name before the load. The programs mean the
 same on every kernel; only where libbpf attaches them changes.
+
+Nor can one object keep its per-CPU scratch its own on every kernel: where hooks can be
+preempted (lazy preemption, 6.13+) they must turn preemption off while they run, with a kfunc
+that only 6.10+ has and that an older kernel refuses to load. Kernels with it get the `v610`
+build of each hook object (bpf/include/d4c_policy.bpf.h, "Preemption").
 """
 
 from __future__ import annotations
@@ -50,6 +55,18 @@ class KernelFunctions:
         if btf is None:
             return None
         return self._c.btf__find_by_name_kind(btf, name.encode(), _BTF_KIND_FUNC) > 0
+
+
+# Hook objects built in a v610 variant too (bpf/Makefile), and the kfunc that selects it.
+GUARDED_OBJECTS = ("file_hooks", "process_hooks")
+PREEMPT_KFUNC = "bpf_preempt_disable"
+
+
+def object_file(name: str, has) -> str:
+    """The file of object `name` for the running kernel (`has`: KernelFunctions.has)."""
+    if name in GUARDED_OBJECTS and has(PREEMPT_KFUNC):
+        return f"{name}.v610.bpf.o"
+    return f"{name}.bpf.o"
 
 
 def attach_target(function: str, has) -> str | None:

@@ -7,7 +7,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from reference_agent.kernel.libbpf import BpfError, BpfObject
+from reference_agent.kernel import kernel_compat
+from reference_agent.kernel.libbpf import BpfError, BpfObject, lib
 
 # bpf/build/ of this checkout, where `make -C bpf` puts the objects; D4C_BPF_BUILD overrides
 # it (an installed agent, a separate build directory).
@@ -21,8 +22,9 @@ def bpf_build_dir() -> Path:
 
 
 def bpf_object_path(name: str) -> Path:
-    """Path of bpf/build/<name>.bpf.o."""
-    return bpf_build_dir() / f"{name}.bpf.o"
+    """Path of bpf/build/<name>.bpf.o, or of the variant of it the running kernel needs
+    (kernel_compat.object_file)."""
+    return bpf_build_dir() / kernel_compat.object_file(name, lib().functions.has)
 
 
 def kernel_dev(st_dev: int) -> int:

@@ -137,5 +137,8 @@ def test_a_fork_storm_leaves_the_agents_memory_bounded(bpf_lsm, tmp_path):
     assert max(tables) >= tables[0] + CHILDREN // 2, "the children were never alive at once: no storm"
     assert tables[-1] <= tables[0] + 50, "the table kept processes that are gone"
     assert max(rss) - rss[0] < 128, "memory grew with the storm beyond a bound"
+    # Every record the kernel submitted decodes: a hook preempted in the middle of its per-CPU
+    # scratch (7.x, lazy preemption) submits another hook's half-written record.
+    assert "could not be decoded" not in stderr, stderr[-2000:]
     if dropped == 0:  # D20: every child that had a fork event ended, once
         assert actions["fork"] >= CHILDREN and actions["end"] >= actions["fork"]

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from reference_agent.kernel.kernel_compat import attach_target, traced_function
+from reference_agent.kernel.kernel_compat import attach_target, object_file, traced_function
 from vm import cli, kernel, kernels, machine
 from vm.build import Image
 from vm.errors import VmError
@@ -147,3 +147,13 @@ def test_a_renamed_traced_function_is_retargeted_only_when_missing():
     assert attach_target("do_filp_open", on_6) is None
     assert attach_target("do_filp_open", lambda name: None) is None  # BTF unreadable: keep it
     assert attach_target("vfs_open", on_7) is None
+
+
+def test_kernels_with_bpf_preempt_disable_get_the_hooks_that_turn_preemption_off():
+    with_kfunc = {"bpf_preempt_disable": True}.get
+    without = {"bpf_preempt_disable": False}.get
+    assert object_file("file_hooks", with_kfunc) == "file_hooks.v610.bpf.o"
+    assert object_file("process_hooks", with_kfunc) == "process_hooks.v610.bpf.o"
+    assert object_file("smoke", with_kfunc) == "smoke.bpf.o"  # no scratch: one build
+    assert object_file("file_hooks", without) == "file_hooks.bpf.o"
+    assert object_file("file_hooks", lambda name: None) == "file_hooks.bpf.o"  # BTF unreadable
