@@ -58,7 +58,7 @@ DECISIONS: tuple[Clause, ...] = tuple(
     for number, (section, title) in enumerate(_DECISIONS, start=1)
 )
 
-# Seed sections, as the scenario library tags them (scenario-format.md: `seed.<section>`).
+# Seed sections, as the scenario library tags them (docs/scenarios.md: `seed.<section>`).
 _SEED_SECTIONS: tuple[tuple[str, str], ...] = (
     ("seed.policy", "a policy has file and/or process selectors and responses"),
     ("seed.selectors", "a selector has a name and at least one condition, ANDed"),

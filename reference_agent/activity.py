@@ -95,7 +95,7 @@ class ProcessLifecycle:
     exit_code: int | None = None  # exit: the exit status when known
 
 
-# --- Added by the userspace-pipeline engineer (additive; nothing above changed) -------------
+# --- what the process table adds: the acting task's relatives --------------------------------
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ Editors use it through a modeline on the policy's first line:
 `# yaml-language-server: $schema=<path or URL of policy.schema.json>`. It expresses what a
 schema can (keys, types, enumerations, name and path shapes, D26 limits in characters,
 block-requires-alert, exclusive conditions); the validator additionally checks what it
-cannot (unique names, selector references, byte lengths). tests/policy/test_schema.py keeps
+cannot (unique names, selector references, byte lengths). tests/policy/test_policy_schema.py keeps
 the two in step.
 """
 

@@ -126,9 +126,10 @@ def parse_cgroup_v2_path(text: str) -> str | None:
 def read_cgroup_path(proc_root: str, pid: int) -> str | None:
     """The cgroup v2 path of a process; None when it has none or cannot be read."""
     try:
-        return parse_cgroup_v2_path(_read(f"{proc_root}/{pid}/cgroup").decode(errors="replace"))
-    except ProcessGone:
+        raw = _read(f"{proc_root}/{pid}/cgroup")
+    except (ProcessGone, OSError):  # any unreadable file: the process is no container's
         return None
+    return parse_cgroup_v2_path(raw.decode(errors="replace"))
 
 
 def read_snapshot(proc_root: str, pid: int) -> ProcSnapshot:

@@ -130,6 +130,9 @@ def test_one_reader_of_proc_pid_cgroup(tmp_path):
     cgroup.write_text("0::\n")
     assert read_cgroup_path(str(tmp_path), 7) is None
     assert parse_cgroup_v2_path("0::/\n") == "/"
+    cgroup.unlink()
+    cgroup.mkdir()  # unreadable as a file (EISDIR): no cgroup, not an error
+    assert read_cgroup_path(str(tmp_path), 7) is None
     assert parse_cgroup_v2_path("4:memory:/docker/x\n") is None
 
 
