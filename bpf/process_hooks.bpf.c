@@ -158,6 +158,47 @@ static __always_inline void resolve_file(struct d4c_process_event *ev, struct fi
 	ev->path_len = len;
 }
 
+/* D32: a memfd (memfd_create) file lives on a kernel-internal mount (shmem's, or
+ * hugetlbfs' for MFD_HUGETLB), never reachable by a path, and its dentry is named
+ * "memfd:<name>". Only an fd reaches such a file, so an exec of one is an exec from memory
+ * (execveat AT_EMPTY_PATH, fexecve, /proc/self/fd/N all end with this file in bprm->file). */
+#define D4C_MNT_INTERNAL 0x4000 /* include/linux/mount.h: mounts made by kern_mount() */
+
+static __always_inline int is_memfd(struct file *file)
+{
+	if (!file || !(BPF_CORE_READ(file, f_path.mnt, mnt_flags) & D4C_MNT_INTERNAL))
+		return 0;
+	char prefix[6] = {};
+	if (bpf_probe_read_kernel(prefix, sizeof(prefix), BPF_CORE_READ(file, f_path.dentry, d_name.name)))
+		return 0;
+	return prefix[0] == 'm' && prefix[1] == 'e' && prefix[2] == 'm' && prefix[3] == 'f' &&
+	       prefix[4] == 'd' && prefix[5] == ':';
+}
+
+/* The record's path := what /proc/<pid>/exe shows for a memfd program: "/memfd:<name>
+ * (deleted)" (the kernel's simple_dname), complete: it is the program's only name. */
+static __always_inline void memfd_path(struct d4c_process_event *ev, struct file *file)
+{
+	static const char deleted[] = " (deleted)";
+	ev->path[0] = '/';
+	long n = bpf_probe_read_kernel_str(&ev->path[1], D4C_MEMFD_NAME_MAX,
+					   BPF_CORE_READ(file, f_path.dentry, d_name.name));
+	__u32 end = n > 0 ? (__u32)n : 1; /* index of the name's NUL: 1 + (n - 1) */
+	end &= D4C_MEMFD_NAME_MAX * 2 - 1;
+	bpf_probe_read_kernel(&ev->path[end], sizeof(deleted), deleted);
+	ev->path_len = end + sizeof(deleted) - 1;
+	ev->head.flags |= D4C_FLAG_MEMFD;
+}
+
+/* The record's path := the program an exec runs. */
+static __always_inline void exec_file(struct d4c_process_event *ev, struct file *file)
+{
+	if (is_memfd(file))
+		memfd_path(ev, file);
+	else
+		resolve_file(ev, file);
+}
+
 /* The record's path := a stored executable. */
 static __always_inline void copy_exe(struct d4c_process_event *ev, struct d4c_exe_path *exe)
 {
@@ -232,7 +273,8 @@ static __noinline __u32 decide(struct d4c_process_event *ev, __u32 op, __u64 mas
 	struct d4c_process_policy *pol = bpf_map_lookup_elem(&process_policy, &slot);
 	if (!pol)
 		return 0;
-	__u64 cand = mask & pol->op_selectors[op == D4C_OP_EXEC ? 1 : 0];
+	__u32 op_index = op == D4C_OP_EXEC_MEM_FD ? 2 : op == D4C_OP_EXEC ? 1 : 0;
+	__u64 cand = mask & pol->op_selectors[op_index];
 	if (!cand)
 		return 0;
 	struct task_struct *task = bpf_get_current_task_btf();
@@ -265,29 +307,35 @@ static __noinline __u32 decide(struct d4c_process_event *ev, __u32 op, __u64 mas
 			  exe_unknown, pol->n_patterns[D4C_SET_EXECUTABLE], base, &fail, &unk);
 	pattern_condition(ev, cand & pol->set_selectors[D4C_SET_NAME] & ~fail, 0, ev->path_len,
 			  exe_unknown, pol->n_patterns[D4C_SET_NAME], base + D4C_MAX_PATTERNS, &fail, &unk);
-	need = cand & pol->set_selectors[D4C_SET_LEADER] & ~fail;
-	if (need) {
-		if (is_leader) {
-			/* The exec'ing process leads its session: after the exec (what the event
-			 * describes) its leader's executable is the new image. */
-			pattern_condition(ev, need, 0, ev->path_len, exe_unknown,
-					  pol->n_patterns[D4C_SET_LEADER], base + 2 * D4C_MAX_PATTERNS, &fail, &unk);
-		} else {
+	/* sessionLeaderExecutable and sessionLeaderName (D32, `**` `/` name) are both matched on
+	 * the session leader's executable path. */
+	__u64 need_path = cand & pol->set_selectors[D4C_SET_LEADER] & ~fail;
+	__u64 need_name = cand & pol->set_selectors[D4C_SET_LEADER_NAME] & ~fail;
+	if (need_path | need_name) {
+		/* The exec'ing process leads its session: after the exec (what the event describes)
+		 * its leader's executable is the new image, in buffer 0. */
+		__u32 which = 0, len = ev->path_len, leader_unknown = exe_unknown;
+		if (!is_leader) {
 			struct pscratch *sc = get_scratch();
 			__u32 sid = d4c_session_id(task);
 			struct d4c_exe_path *leader = bpf_map_lookup_elem(&exe_paths, &sid);
 			if (!sc || !leader) {
 				ev->head.flags |= D4C_FLAG_LEADER_UNKNOWN;
 				d4c_stat_add(D4C_STAT_LEADER_UNKNOWN);
-				unk |= need;
+				unk |= need_path | need_name;
+				need_path = need_name = 0;
 			} else {
 				bpf_probe_read_kernel(&sc->other, sizeof(sc->other), leader);
-				pattern_condition(ev, need, 1, sc->other.path_len,
-						  (sc->other.flags & (D4C_FLAG_PATH_INCOMPLETE | D4C_FLAG_NO_EXE)) != 0,
-						  pol->n_patterns[D4C_SET_LEADER], base + 2 * D4C_MAX_PATTERNS,
-						  &fail, &unk);
+				which = 1;
+				len = sc->other.path_len;
+				leader_unknown = (sc->other.flags & (D4C_FLAG_PATH_INCOMPLETE | D4C_FLAG_NO_EXE)) != 0;
 			}
 		}
+		pattern_condition(ev, need_path, which, len, leader_unknown, pol->n_patterns[D4C_SET_LEADER],
+				  base + D4C_SET_LEADER * D4C_MAX_PATTERNS, &fail, &unk);
+		pattern_condition(ev, need_name, which, len, leader_unknown,
+				  pol->n_patterns[D4C_SET_LEADER_NAME],
+				  base + D4C_SET_LEADER_NAME * D4C_MAX_PATTERNS, &fail, &unk);
 	}
 
 	__u64 matched = cand & ~fail & ~unk;
@@ -391,9 +439,10 @@ int BPF_PROG(d4c_bprm_creds_for_exec, struct linux_binprm *bprm, int ret)
 	struct d4c_process_event *ev = begin(sc, D4C_RECORD_ACTIVITY, D4C_KIND_EXEC,
 					     D4C_HOOK_BPRM_CREDS_FOR_EXEC);
 	ev->head.task.cgroup_id = bpf_get_current_cgroup_id();
-	resolve_file(ev, BPF_CORE_READ(bprm, file));
+	exec_file(ev, BPF_CORE_READ(bprm, file));
+	__u32 op = ev->head.flags & D4C_FLAG_MEMFD ? D4C_OP_EXEC_MEM_FD : D4C_OP_EXEC;
 	__u32 tgid = BPF_CORE_READ(task, tgid);
-	__u32 actions = decide(ev, D4C_OP_EXEC, mask, slot, tgid == d4c_session_id(task));
+	__u32 actions = decide(ev, op, mask, slot, tgid == d4c_session_id(task));
 	if (actions & D4C_ACTION_BLOCK) {
 		d4c_fill_task(&ev->head, task);
 		syscall_argv(ev, task);
@@ -448,7 +497,7 @@ int BPF_PROG(d4c_sched_process_exec, struct task_struct *p, pid_t old_pid, struc
 	if (pend)
 		copy_exe(ev, &pend->exe);
 	else
-		resolve_file(ev, BPF_CORE_READ(bprm, file));
+		exec_file(ev, BPF_CORE_READ(bprm, file));
 	d4c_fill_task(&ev->head, task);
 	store_exe(sc, tgid, ev->head.task.start_time_ns);
 	if (container) {

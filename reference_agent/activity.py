@@ -73,6 +73,13 @@ class ProcessActivity:
     exit_code: int | None = None
     # D30: the executable's path (task.executable) is an incomplete tail, not an absolute path.
     path_truncated: bool = False
+    # exec: the program is a memfd file, i.e. the policy operation was execMemFd (D32).
+    memfd: bool = False
+
+    @property
+    def policy_operation(self) -> str:
+        """The operation the policy decided it as: fork, exec or execMemFd (D5, D32)."""
+        return "execMemFd" if self.memfd and self.operation == "exec" else self.operation
 
 
 @dataclass(frozen=True)

@@ -94,6 +94,7 @@ enum d4c_event_flags { /* d4c_record_head.flags */
 	D4C_FLAG_LEADER_UNKNOWN = 1 << 3,
 	D4C_FLAG_ARGS_CUT = 1 << 4, /* argv longer than D4C_ARGS_MAX or D4C_MAX_ARGV: cut */
 	D4C_FLAG_NO_EXE = 1 << 5,   /* no executable known (path empty) */
+	D4C_FLAG_MEMFD = 1 << 6,    /* exec: the program is a memfd file (D32 execMemFd) */
 };
 
 enum d4c_stat { /* indices of the `stats` array of either program */

@@ -14,7 +14,10 @@ enum d4c_process_limits {
 	D4C_ARGS_BUF = 2048,  /* spare bytes so that a string read at any offset < MAX stays in bounds */
 	D4C_MAX_ARGV = 64,    /* argv entries read from a refused execve's own arguments */
 	/* Pattern sets, each D4C_MAX_PATTERNS long, per policy slot in `process_patterns`. */
-	D4C_PATTERN_SETS = 3,
+	D4C_PATTERN_SETS = 4,
+	/* Bytes of a memfd's name read for its path (the kernel's own limit: NAME_MAX minus the
+	 * "memfd:" prefix is 249). */
+	D4C_MEMFD_NAME_MAX = 256,
 	D4C_MAX_TASKS = 32768, /* exe_paths: processes tracked at once */
 	/* Distinct processUserId values of one policy; `user_ids` holds both slots' (D26). */
 	D4C_MAX_USER_IDS = 2048,
@@ -25,7 +28,10 @@ enum d4c_process_limits {
 enum d4c_process_op {
 	D4C_OP_FORK = 1 << 0,
 	D4C_OP_EXEC = 1 << 1,
-	D4C_PROCESS_OP_COUNT = 2,
+	/* D32: an exec whose program is a memfd file. Its op_selectors entry holds the `exec`
+	 * selectors too (userspace puts them there), so one lookup decides it. */
+	D4C_OP_EXEC_MEM_FD = 1 << 2,
+	D4C_PROCESS_OP_COUNT = 3,
 };
 
 /* Which string a pattern set is matched against. */
@@ -33,6 +39,7 @@ enum d4c_pattern_set {
 	D4C_SET_EXECUTABLE = 0, /* processExecutable: the executable's path (D11) */
 	D4C_SET_NAME = 1,       /* processName: `**` `/` name, i.e. the path's basename (D16) */
 	D4C_SET_LEADER = 2,     /* sessionLeaderExecutable: the session leader's executable path */
+	D4C_SET_LEADER_NAME = 3, /* sessionLeaderName: `**` `/` name on the leader's path (D32) */
 };
 
 enum d4c_record_type {

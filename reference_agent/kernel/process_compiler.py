@@ -1,7 +1,8 @@
 """The policy → BPF-map compiler for the process section (bpf/process_hooks.bpf.c).
 
-Per operation the kernel decides: operation bit (D5), processExecutable / processName /
-sessionLeaderExecutable as path patterns (D11, D16: a name `n` is the pattern `**/n` on the
+Per operation the kernel decides: operation bit (D5; an `exec` selector also holds the
+execMemFd bit, D32), processExecutable / processName / sessionLeaderExecutable /
+sessionLeaderName as path patterns (D11, D16, D32: a name `n` is the pattern `**/n` on the
 executable, i.e. its basename), processUserId (a map uid -> selectors), processUserName (a map
 (container, uid) -> selectors: names come from the container's own /etc/passwd, resolved here),
 sessionLeaderInteractive (two masks), and the responses (D22). The static conditions (image,
@@ -23,7 +24,7 @@ from reference_agent.kernel.compiler import (
 )
 from reference_agent.policy import limits
 from reference_agent.policy.matcher import selector_matches
-from reference_agent.policy.model import Policy, Section, Selector
+from reference_agent.policy.model import Policy, Section, Selector, selects_operation
 from reference_agent.policy.operation import Container, Operation, Orchestrator, Process
 
 _SETS = abi.PatternSet
@@ -81,11 +82,12 @@ def _path_tokens(selector: Selector, field: str, pattern: str) -> list[bytes]:
     return pattern_tokens(pattern)
 
 
-def _name_tokens(selector: Selector, name: str) -> list[bytes]:
-    """D16: processName `n` = the executable's basename is `n` = the path matches `**/n`. A
-    name with a `/` is no basename: it matches nothing (no pattern)."""
+def _name_tokens(selector: Selector, field: str, name: str) -> list[bytes]:
+    """D16: processName `n` = the executable's basename is `n` = the path matches `**/n`
+    (sessionLeaderName likewise on the leader's executable, D32). A name with a `/` is no
+    basename: it matches nothing (no pattern)."""
     if any(b in (0, 1, 2) for b in name.encode()):
-        raise CompileError(f"selector {selector.name}: processName {name!r} has a control byte 0x00-0x02")
+        raise CompileError(f"selector {selector.name}: {field} {name!r} has a control byte 0x00-0x02")
     return limits.name_tokens(name, int(abi.Token.D4C_TOKEN_GLOBSTAR))
 
 
@@ -103,11 +105,8 @@ def compile_process_section(policy: Policy) -> CompiledProcessPolicy:
     user_names: dict[str, int] = {}
     for bit, sel in enumerate(selectors):
         me = 1 << bit
-        if sel.sessionLeaderName or "execMemFd" in sel.operations:
-            raise CompileError(f"selector {sel.name}: sessionLeaderName and execMemFd (D32) are not "
-                               "enforced by this kernel program yet")
         for op_name, op_bit in abi.PROCESS_OP_BITS.items():
-            if not sel.operations or op_name in sel.operations:
+            if selects_operation(sel.operations, op_name):  # D32: exec selectors hold memfd execs
                 pol.op_selectors[op_bit.bit_length() - 1] |= me
         conditions = (
             (_SETS.D4C_SET_EXECUTABLE, "processExecutable", sel.processExecutable),
@@ -121,13 +120,18 @@ def compile_process_section(policy: Policy) -> CompiledProcessPolicy:
                     if len(tokens) >= abi.D4C_PATTERN_MAX:
                         raise CompileError(f"selector {sel.name}: {field} {pattern!r} is too long for the kernel")
                     sets[set_index][tokens] = sets[set_index].get(tokens, 0) | me
-        if sel.processName:
-            pol.set_selectors[_SETS.D4C_SET_NAME] |= me
-            for name in sel.processName:
-                for tokens in _name_tokens(sel, name):
+        names = (
+            (_SETS.D4C_SET_NAME, "processName", sel.processName),
+            (_SETS.D4C_SET_LEADER_NAME, "sessionLeaderName", sel.sessionLeaderName),
+        )
+        for set_index, field, values in names:
+            if values:
+                pol.set_selectors[set_index] |= me
+            for name in values:
+                for tokens in _name_tokens(sel, field, name):
                     if len(tokens) >= abi.D4C_PATTERN_MAX:
-                        raise CompileError(f"selector {sel.name}: processName {name!r} is too long for the kernel")
-                    sets[_SETS.D4C_SET_NAME][tokens] = sets[_SETS.D4C_SET_NAME].get(tokens, 0) | me
+                        raise CompileError(f"selector {sel.name}: {field} {name!r} is too long for the kernel")
+                    sets[set_index][tokens] = sets[set_index].get(tokens, 0) | me
         if sel.processUserId:
             pol.user_id_selectors |= me
             for value in sel.processUserId:

@@ -173,4 +173,5 @@ def decode_process_event(raw: bytes, selector_names: tuple[str, ...]) -> Process
         args=args,
         trace_point=trace_point,
         path_truncated=bool(head.flags & abi.EventFlags.D4C_FLAG_PATH_INCOMPLETE),
+        memfd=kind == "exec" and bool(head.flags & abi.EventFlags.D4C_FLAG_MEMFD),
     )

@@ -12,8 +12,10 @@ The limits follow from how the kernel matches (bpf/include/d4c_paths.bpf.h):
   stand for `*` and `**` and 0 ends the string, so no pattern may contain the bytes 0x00-0x02;
 - `/**/` also matches a single `/` (D11): the compiler writes two kernel patterns for it, so k
   of them in one pattern become 2**k patterns; more than three is refused;
-- a processName `n` is the pattern `**/n` (D16): two token bytes more than the name;
-- each pattern set (targetFilePath; processExecutable; sessionLeaderExecutable; processName)
+- a processName or sessionLeaderName `n` is the pattern `**/n` (D16, D32): two token bytes
+  more than the name;
+- each pattern set (targetFilePath; processExecutable; sessionLeaderExecutable; processName;
+  sessionLeaderName)
   holds at most D4C_MAX_PATTERNS distinct expanded patterns for all selectors of a section;
 - processUserId values are keys of a map of D4C_MAX_USER_IDS uids per policy.
 """
@@ -35,9 +37,11 @@ PATTERN_SETS: dict[str, dict[str, str]] = {
         "processExecutable": "processExecutable",
         "sessionLeaderExecutable": "sessionLeaderExecutable",
         "processName": "processName",
+        "sessionLeaderName": "sessionLeaderName",
     },
 }
-NAME_CONDITIONS = frozenset({"processName"})  # matched as the basename: `**/` + the name
+# Matched as the basename: `**/` + the name (D16, D32).
+NAME_CONDITIONS = frozenset({"processName", "sessionLeaderName"})
 
 # Token values the validator counts with: any two bytes a pattern cannot contain give the same
 # number of distinct patterns; these are the kernel's own (enum d4c_token).

@@ -79,7 +79,8 @@ def test_every_enum_of_the_object_is_mirrored_with_its_values(btf):
 
 def test_the_words_of_the_enumerators():
     assert abi.FILE_OP_BITS["createExecutable"] == abi.FileOp.D4C_OP_CREATE_EXECUTABLE
-    assert abi.PROCESS_OP_BITS == {"fork": abi.ProcessOp.D4C_OP_FORK, "exec": abi.ProcessOp.D4C_OP_EXEC}
+    assert abi.PROCESS_OP_BITS == {"fork": abi.ProcessOp.D4C_OP_FORK, "exec": abi.ProcessOp.D4C_OP_EXEC,
+                                   "execMemFd": abi.ProcessOp.D4C_OP_EXEC_MEM_FD}
     assert abi.MOUNT_NAMES == {0: "root", 1: "volume", 2: "file"}
     assert set(abi.ACTION_BITS) == {"log", "alert", "block"}
 

@@ -1,9 +1,9 @@
 """The randomized differential test, for process operations. Random process
 policies (processExecutable globs, processName, processUserId / processUserName,
-sessionLeaderInteractive, sessionLeaderExecutable, image conditions, operations,
-match/exclude, all action sets) are loaded into the kernel one after the other (slots switch,
-programs stay attached); random exec and fork attempts run in a container process (its own
-session, a chosen effective uid); for each, the kernel's errno, matched selectors and actions
+sessionLeaderInteractive, sessionLeaderExecutable, sessionLeaderName, image conditions,
+operations fork / exec / execMemFd, match/exclude, all action sets) are loaded into the kernel
+one after the other (slots switch, programs stay attached); random exec, memfd exec and fork
+attempts run in a container process (its own session, a chosen effective uid); for each, the kernel's errno, matched selectors and actions
 must equal what the reference evaluator (reference_agent.policy.evaluate) says. Seeded: a
 failure names its seed, policy and attempt."""
 
@@ -24,6 +24,7 @@ from reference_agent.policy.matcher import evaluate
 from reference_agent.policy.operation import Container, Operation, Process, image_parts
 
 from .process_policies import process_policy
+from .test_process_memfd_and_leader_name import MEMFD_EXE, exec_memfd_by_fd
 from .test_process_enforcement import cgroup, in_cgroup  # noqa: F401 - the fixture
 
 SEED = int(os.environ.get("D4C_DIFF_SEED", "20261130"))
@@ -40,11 +41,12 @@ PROGRAMS = (
 )
 ACCOUNTS = {0: "root", 1: "daemon", 65534: "nobody"}
 EXECUTABLES = ("/usr/bin/*", "/usr/bin/true", "/usr/**", "/usr/**/echo", "/bin/*", "/usr/bin/pyth*",
-               "/**/test", "/usr/*/env", "/*")
-NAMES = ("true", "echo", "test", "env", os.path.basename(PYTHON), "sh", "tru")
+               "/**/test", "/usr/*/env", "/*", "/memfd:*")
+NAMES = ("true", "echo", "test", "env", os.path.basename(PYTHON), "sh", "tru", os.path.basename(MEMFD_EXE))
 USER_IDS = ("0", "1", "65534", "00", "42")
 USER_NAMES = ("root", "daemon", "nobody", "ghost")
-LEADERS = (PYTHON, "/usr/bin/python3*", "/usr/**", "/usr/bin/true", "/usr/bin/e*", "/bin/**")
+LEADERS = (PYTHON, "/usr/bin/python3*", "/usr/**", "/usr/bin/true", "/usr/bin/e*", "/bin/**", "/memfd:*")
+OPERATIONS = ("fork", "exec", "execMemFd")
 ACTION_SETS = (("log",), ("alert",), ("block", "alert"), ("log", "alert"), ("block", "alert", "log"))
 CONTAINER_IMAGE = "alpine:3.19"
 
@@ -54,7 +56,7 @@ def random_policy(rng: random.Random):
     for i in range(rng.randint(2, 6)):
         s: dict = {"name": f"p{i}"}
         if rng.random() < 0.5:
-            s["operations"] = rng.sample(["fork", "exec"], rng.randint(1, 2))
+            s["operations"] = rng.sample(OPERATIONS, rng.randint(1, 2))
         conditions = {
             "processExecutable": lambda: tuple(rng.sample(EXECUTABLES, rng.randint(1, 2))),
             "processName": lambda: tuple(rng.sample(NAMES, rng.randint(1, 2))),
@@ -62,6 +64,7 @@ def random_policy(rng: random.Random):
             "processUserName": lambda: tuple(rng.sample(USER_NAMES, rng.randint(1, 2))),
             "sessionLeaderInteractive": lambda: rng.random() < 0.3,
             "sessionLeaderExecutable": lambda: tuple(rng.sample(LEADERS, rng.randint(1, 2))),
+            "sessionLeaderName": lambda: tuple(rng.sample(NAMES, rng.randint(1, 2))),
             "containerImageName": lambda: (rng.choice(["alpine", "redis", "alp*"]),),
         }
         for name in rng.sample(sorted(conditions), rng.randint(0 if "operations" in s else 1, 2)):
@@ -79,7 +82,7 @@ def random_policy(rng: random.Random):
 
 @dataclass(frozen=True)
 class Attempt:
-    operation: str  # fork | exec
+    operation: str  # fork | exec | execMemFd
     uid: int
     program: tuple[str, str, tuple[str, ...]]
 
@@ -89,6 +92,8 @@ class Attempt:
         os.seteuid(self.uid)
         if self.operation == "exec":
             os.execv(self.program[0], list(self.program[2]))
+        if self.operation == "execMemFd":
+            exec_memfd_by_fd(self.program[1], list(self.program[2]))
         child = os.fork()
         if child == 0:
             os._exit(0)
@@ -96,15 +101,16 @@ class Attempt:
 
 
 def random_attempt(rng: random.Random) -> Attempt:
-    return Attempt(rng.choice(["fork", "exec"]), rng.choice(sorted(ACCOUNTS)), rng.choice(PROGRAMS))
+    return Attempt(rng.choice(OPERATIONS), rng.choice(sorted(ACCOUNTS)), rng.choice(PROGRAMS))
 
 
 def expected(policy, container: Container, attempt: Attempt) -> tuple[int, tuple[str, ...], frozenset[str]]:
     # exec: the process after the exec, which leads its own session; fork: the child runs the
     # forking python, whose session it shares (the forking python leads it).
-    exe = attempt.program[1] if attempt.operation == "exec" else PYTHON
+    exe = {"exec": attempt.program[1], "execMemFd": MEMFD_EXE}.get(attempt.operation, PYTHON)
     process = Process(executable=exe, name=os.path.basename(exe), user_id=str(attempt.uid),
                       user_name=ACCOUNTS[attempt.uid], session_leader_executable=exe,
+                      session_leader_name=os.path.basename(exe),
                       session_leader_interactive=False)
     verdict = evaluate(policy, Operation(kind="process", operation=attempt.operation, container=container,
                                          process=process))
@@ -135,7 +141,7 @@ def test_kernel_decisions_equal_the_reference_evaluator(bpf_lsm, cgroup, seed): 
                 want_errno, want_selectors, want_actions = expected(policy, container, attempt)
                 _, got_errno, _ = in_cgroup(cgroup, attempt.run)
                 acts = [v for v in enforcer.drain() if isinstance(v, ProcessActivity)]
-                got = [(a.operation, a.selectors, a.actions, a.blocked) for a in acts]
+                got = [(a.policy_operation, a.selectors, a.actions, a.blocked) for a in acts]
                 want = [(attempt.operation, want_selectors, want_actions, want_errno != 0)] if want_actions else []
                 where = f"seed {seed}, policy {p} ({policy}), attempt {i} ({attempt})"
                 assert got_errno == want_errno, where
