@@ -3,8 +3,9 @@
 
     python3 benchmarks/fuzz.py [--inputs N] [--seconds S] [--seed K] [--keep DIR] [SURFACE...]
 
-Surfaces: policy (load_policy_text), evaluate (operation JSON -> parse_operations -> evaluate),
-lint (a scenario file under `d4c scenario lint`'s lint()), config (the agent's parse_config),
+Surfaces: policy (load_policy_text, and both kernel compilers on what validates: a CompileError
+there is a validator that accepts what the kernel cannot enforce), evaluate (operation JSON ->
+parse_operations -> evaluate), lint (a scenario file under `d4c scenario lint`'s lint()), config (the agent's parse_config),
 kubeconfig (the agent's client_configuration on a kubeconfig file). Each surface runs in its own
 forked process (its peak RSS is its own; a 2 GiB address-space limit keeps a bomb from taking the
 machine) with a watchdog: an input still running after --limit CPU seconds (SIGPROF), or 10x that in
@@ -107,18 +108,70 @@ def _policy_surface(scratch: Path):
     from reference_agent.policy import load_policy_text
     from reference_agent.policy.cli import print_text_report
 
-    seeds = [p.read_text() for p in sorted((ROOT / "scenarios").rglob("*.yaml")) if "policies" in p.parts]
-    seeds += [_scenario_policy(p) for p in sorted((ROOT / "scenarios").rglob("*.yaml"))[:20]]
+    # Every scenario's policy (together they use every condition and operation), and policies
+    # with values at and just over the kernel matcher's limits, which mutations move across them.
+    seeds = [_scenario_policy(p) for p in sorted((ROOT / "scenarios").rglob("*.yaml"))]
+    seeds += _limit_policies()
+
+    compile_all = _kernel_compilers()
+    stats = {"compiled": 0}
 
     def run(text: str) -> list[str]:
         result = load_policy_text(text, "p.yaml")
+        if result.policy is not None and compile_all is not None:
+            compile_all(result.policy)  # D26: what validates, compiles; a CompileError is a bug
+            stats["compiled"] += 1
         out = io.StringIO()
         print_text_report(result, "p.yaml", out)
         out.getvalue().encode("utf-8", "backslashreplace")
         return [line for line in out.getvalue().splitlines() if "warning:" not in line]
 
+    if compile_all is not None:
+        run.stats = stats  # reported: how many inputs reached the compilers
     return [s for s in seeds if s], ["file", "process", "selectors", "responses", "name", "operation",
-                                      "targetFilePath", "match", "actions", "exclude", "log", "block"], run
+                                      "targetFilePath", "match", "actions", "exclude", "log", "block",
+                                      "alert", "version", "processName", "processExecutable", "processUserId",
+                                      "sessionLeaderName", "containerImageName", "fork", "exec", "execMemFd",
+                                      "createExecutable", "/**/a/**/b/**/c/**/d", "/x/*", "bash"], run
+
+
+# Values at the kernel matcher's limits (D26, policy/limits.py): three and four `/**/`, the
+# token bytes 0x01-0x02 (as YAML escapes), patterns of 255 and 256 bytes, names of 253 and 254.
+_LIMIT_PATHS = ["/**/a/**/b/**/c", "/**/a/**/b/**/c/**/d", "/**/**/**/**/x", r"/tmp/\x01", r"/tmp/\x02*",
+                "/" + "p" * 254, "/" + "p" * 255, "/" + "p" * 240 + "/**/q"]
+_LIMIT_NAMES = ["n" * 253, "n" * 254, r"a\x01", r"\x02"]
+
+
+def _limit_policies() -> list[str]:
+    out = []
+    for value in _LIMIT_PATHS:
+        out.append(_one_selector("file", "targetFilePath", value, "/ok/**", "[createFile]"))
+        for field in ("processExecutable", "sessionLeaderExecutable"):
+            out.append(_one_selector("process", field, value, "/ok/**", "[exec]"))
+    for value in _LIMIT_NAMES:
+        for field in ("processName", "sessionLeaderName"):
+            out.append(_one_selector("process", field, value, "ok", "[exec, execMemFd]"))
+    return out
+
+
+def _one_selector(section: str, field: str, value: str, other: str, operations: str) -> str:
+    return (f"{section}:\n  selectors:\n    - name: edge\n      operation: {operations}\n"
+            f'      {field}: ["{value}", {other}]\n  responses:\n    - match: [edge]\n      actions: [log]\n')
+
+
+def _kernel_compilers():
+    """Both kernel compilers on one policy, or None where the BPF objects (their ABI) are not built."""
+    try:
+        from reference_agent.kernel.compiler import compile_file_section
+        from reference_agent.kernel.process_compiler import compile_process_section
+    except ImportError:
+        return None
+
+    def compile_all(policy) -> None:
+        compile_file_section(policy)
+        compile_process_section(policy)
+
+    return compile_all
 
 
 def _scenario_policy(path: Path) -> str:
@@ -279,6 +332,7 @@ def _fuzz_in(name: str, scratch: Path, inputs: int, seconds: float, seed: int, l
         Path(keep, f"{name}-slowest.txt").write_text(figures["slowest"], errors="surrogatepass")
     figures["slowest_bytes"] = len(figures["slowest"].encode("utf-8", "surrogatepass"))
     figures["slowest"] = figures["slowest"][:80]
+    figures.update(getattr(run, "stats", {}))
     figures["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return figures
 
@@ -323,6 +377,8 @@ def main(argv: list[str] | None = None) -> int:
             continue
         print(f"{r['surface']:<11} {r['inputs']:>8} {r['tracebacks']:>10} {r['hangs']:>6} {r['unlocated']:>9} "
               f"{r['slowest_s']:>9.3f} {r['peak_rss_mb']:>11.0f}   slowest input: {r.get('slowest_bytes', 0)} bytes {r.get('slowest', '')!r}")
+        if "compiled" in r:
+            print(f"    validated, and compiled by both kernel compilers: {r['compiled']}")
         for example in r.get("examples", []):
             print(f"    {example}")
         failed |= bool(r["tracebacks"] or r["hangs"] or r["unlocated"])

@@ -1,6 +1,7 @@
 """A bounded sample of benchmarks/fuzz.py: a few seconds of random and mutated input per
 surface (policy, evaluate's operation JSON, scenario lint, agent config, kubeconfig). Any
-traceback, hang or error line without FILE:LINE:COLUMN fails the test and names the input kind.
+traceback, hang or error line without FILE:LINE:COLUMN fails the test and names the input kind;
+so does a policy that validates but that a kernel compiler refuses (D26).
 The full run (100,000 inputs per surface, figures) is `python3 benchmarks/fuzz.py`."""
 
 from __future__ import annotations
@@ -28,3 +29,7 @@ def test_every_surface_survives_a_fuzz_sample(tmp_path):
     for r in ran:
         assert r["inputs"] > 0, r
         assert (r["tracebacks"], r["hangs"], r["unlocated"]) == (0, 0, 0), (r["surface"], r["examples"])
+    if fuzz._kernel_compilers() is not None:
+        # what validated was compiled too (a CompileError would be a traceback above)
+        [policy] = [r for r in ran if r["surface"] == "policy"]
+        assert policy["compiled"] > 0, policy
