@@ -108,29 +108,20 @@ def compile_process_section(policy: Policy) -> CompiledProcessPolicy:
         for op_name, op_bit in abi.PROCESS_OP_BITS.items():
             if selects_operation(sel.operations, op_name):  # D32: exec selectors hold memfd execs
                 pol.op_selectors[op_bit.bit_length() - 1] |= me
+        # Each pattern set: the condition that fills it and how one of its values becomes tokens.
         conditions = (
-            (_SETS.D4C_SET_EXECUTABLE, "processExecutable", sel.processExecutable),
-            (_SETS.D4C_SET_LEADER, "sessionLeaderExecutable", sel.sessionLeaderExecutable),
+            (_SETS.D4C_SET_EXECUTABLE, "processExecutable", sel.processExecutable, _path_tokens),
+            (_SETS.D4C_SET_LEADER, "sessionLeaderExecutable", sel.sessionLeaderExecutable, _path_tokens),
+            (_SETS.D4C_SET_NAME, "processName", sel.processName, _name_tokens),
+            (_SETS.D4C_SET_LEADER_NAME, "sessionLeaderName", sel.sessionLeaderName, _name_tokens),
         )
-        for set_index, field, patterns in conditions:
-            if patterns:
-                pol.set_selectors[set_index] |= me
-            for pattern in patterns:
-                for tokens in _path_tokens(sel, field, pattern):
-                    if len(tokens) >= abi.D4C_PATTERN_MAX:
-                        raise CompileError(f"selector {sel.name}: {field} {pattern!r} is too long for the kernel")
-                    sets[set_index][tokens] = sets[set_index].get(tokens, 0) | me
-        names = (
-            (_SETS.D4C_SET_NAME, "processName", sel.processName),
-            (_SETS.D4C_SET_LEADER_NAME, "sessionLeaderName", sel.sessionLeaderName),
-        )
-        for set_index, field, values in names:
+        for set_index, field, values, tokenize in conditions:
             if values:
                 pol.set_selectors[set_index] |= me
-            for name in values:
-                for tokens in _name_tokens(sel, field, name):
+            for value in values:
+                for tokens in tokenize(sel, field, value):
                     if len(tokens) >= abi.D4C_PATTERN_MAX:
-                        raise CompileError(f"selector {sel.name}: {field} {name!r} is too long for the kernel")
+                        raise CompileError(f"selector {sel.name}: {field} {value!r} is too long for the kernel")
                     sets[set_index][tokens] = sets[set_index].get(tokens, 0) | me
         if sel.processUserId:
             pol.user_id_selectors |= me
