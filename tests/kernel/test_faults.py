@@ -15,6 +15,7 @@ import re
 import subprocess
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -106,23 +107,12 @@ def _table_sizes(metrics: Path) -> list[int]:
     return [m["d4c"]["agent"]["process_table"]["size"] for m in lines(metrics)] if metrics.exists() else []
 
 
-def _wait_for_table(metrics: Path, grown_by: int, seconds: float = 600) -> None:
-    """Until a metrics document shows the agent's process table `grown_by` above the first."""
+def _wait_for_table(metrics: Path, reached: Callable[[list[int]], bool], seconds: float = 600) -> None:
+    """Until the process-table sizes of the agent's metrics documents so far satisfy `reached`."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         sizes = _table_sizes(metrics)
-        if sizes and max(sizes) >= sizes[0] + grown_by:
-            return
-        time.sleep(2)
-
-
-def _wait_for_table_back(metrics: Path, within: int, seconds: float = 240) -> None:
-    """Until a metrics document after the peak shows the table back within `within` of the
-    first (the end records of 2,000 killed children take a loaded guest a while)."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        sizes = _table_sizes(metrics)
-        if sizes and sizes[-1] <= sizes[0] + within < max(sizes):
+        if sizes and reached(sizes):
             return
         time.sleep(2)
 
@@ -133,16 +123,17 @@ def test_a_fork_storm_leaves_the_agents_memory_bounded(bpf_lsm, tmp_path):
         agent = start_agent(tmp_path, PROCESS_POLICY, "metrics_interval: 5\n", events)
         try:
             metrics_file = events / "metrics-cloud_defend.metrics-default.ndjson"
-            _wait_for_table(metrics_file, 0)  # the first document: the table before the storm
+            _wait_for_table(metrics_file, lambda sizes: True)  # the first document: before the storm
             run("docker", "exec", cid, "sh", "-c", STORM, timeout=900)
-            _wait_for_table(metrics_file, CHILDREN // 2)
+            _wait_for_table(metrics_file, lambda sizes: max(sizes) >= sizes[0] + CHILDREN // 2)
             run("docker", "exec", cid, "sh", "-c", END_STORM)
-            _wait_for_table_back(metrics_file, 50)
+            # Back near the start after the peak: 2,000 children's end records take a loaded guest a while.
+            _wait_for_table(metrics_file, lambda sizes: sizes[-1] <= sizes[0] + 50 < max(sizes), seconds=240)
             wait_until_quiet(events / "logs-cloud_defend.process-default.ndjson", every=12)
         finally:
             stderr = stop(agent)
     metrics = lines(events / "metrics-cloud_defend.metrics-default.ndjson")
-    tables = [m["d4c"]["agent"]["process_table"]["size"] for m in metrics]
+    tables = _table_sizes(events / "metrics-cloud_defend.metrics-default.ndjson")
     rss = [m["d4c"]["agent"]["memory"]["rss_bytes"] // 2**20 for m in metrics]
     docs = [d for d in lines(events / "logs-cloud_defend.process-default.ndjson")
             if d.get("container", {}).get("id") == cid]
