@@ -36,19 +36,18 @@ extern void bpf_preempt_disable(void) __ksym;
 extern void bpf_preempt_enable(void) __ksym;
 
 struct d4c_preempt_guard {
-	int off;
+	int unused; /* only its scope matters: leaving it runs d4c_preempt_on */
 };
 
 static __always_inline struct d4c_preempt_guard d4c_preempt_off(void)
 {
 	bpf_preempt_disable();
-	return (struct d4c_preempt_guard){.off = 1};
+	return (struct d4c_preempt_guard){0};
 }
 
 static __always_inline void d4c_preempt_on(struct d4c_preempt_guard *guard)
 {
-	if (guard->off)
-		bpf_preempt_enable();
+	bpf_preempt_enable();
 }
 
 #define D4C_HOOK_ENTRY                                                              \
