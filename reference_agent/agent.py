@@ -5,8 +5,8 @@ outputs, around a kernel backend.
 
     config = load_agent_config(args.config)                   # ConfigError -> exit 2
     agent = Agent(config, args.policy, KernelBackendImpl(...))
-    agent.start()                                             # PolicyRejected -> exit 1
     agent.install_signal_handlers()                           # SIGHUP reload, SIGTERM/INT stop
+    agent.start()                                             # PolicyRejected -> exit 1
     agent.run()                                               # <output_dir>/.ready once enforcing
 
 `run_agent()` below does exactly that with the error handling (one line per problem, exit
@@ -556,6 +556,10 @@ def run_agent(config_path: str | Path | None, policy_path: str | Path,
     except Exception as exc:  # docker daemon unreachable, BPF load refused...: one line, no traceback
         print(f"d4c agent: cannot start: {type(exc).__name__}: {exc}", file=err)
         return EXIT_BAD_POLICY
+    if install_signals:
+        # Before start(): a harness may stop the agent the moment .ready appears, and that
+        # SIGTERM must drain and summarise like any other, not kill the process.
+        agent.install_signal_handlers()
     try:
         loaded = agent.start()
     except PolicyRejected as exc:
@@ -570,8 +574,6 @@ def run_agent(config_path: str | Path | None, policy_path: str | Path,
     if on_started is not None:  # the CLI's "enforcing ..." line
         on_started(loaded)
     try:
-        if install_signals:
-            agent.install_signal_handlers()
         agent.run()
     finally:
         agent.close()

@@ -340,6 +340,36 @@ def test_run_agent_output_dir_override(tmp_path):
     assert not (tmp_path / "configured").exists() and (tmp_path / "state" / "agent-id").exists()
 
 
+def test_sigterm_the_moment_ready_appears_drains_and_summarises(tmp_path):
+    # A harness stops the agent as soon as .ready is there: that SIGTERM must already be the
+    # agent's (exit 0, the stop summary), not the default one that kills the process unsummarised.
+    import signal as _signal
+
+    pol = tmp_path / "p.yaml"
+    pol.write_text(POLICY_V1)
+    backend = FakeKernelBackend()
+    cache = ContainerCache(FakeDockerClient(), cgroup_root=tmp_path, proc_root=tmp_path)
+    err = io.StringIO()
+
+    def killed(*_):
+        raise SystemExit("SIGTERM reached the default disposition: the agent would have died")
+
+    def stop_when_ready(_loaded):
+        assert (tmp_path / "events" / ".ready").exists()
+        os.kill(os.getpid(), _signal.SIGTERM)
+
+    saved = {s: _signal.getsignal(s) for s in (_signal.SIGTERM, _signal.SIGINT, _signal.SIGHUP)}
+    _signal.signal(_signal.SIGTERM, killed)
+    try:
+        code = run_agent(None, pol, lambda c: backend, output_dir=tmp_path / "events", err=err,
+                         containers=cache, host=HOST, on_started=stop_when_ready)
+    finally:
+        for s, h in saved.items():
+            _signal.signal(s, h)
+    assert code == 0 and backend.closed
+    assert "d4c agent: stopped: " in err.getvalue()
+
+
 def test_write_failure_is_counted_not_fatal(env):
     agent, backend, client, policy, cgroup, out = env
     agent.start()
