@@ -4,25 +4,18 @@ What the kernel decides per operation (operation bit, mount class D19, path patt
 responses D22) becomes map values (abi.FilePolicy, abi.PathPattern, abi.Response). What does
 not change during a container's life (image and orchestrator conditions, D12-D15) is decided
 here, once per container: `container_mask()` gives the bitmask of selectors whose static
-conditions the container meets, by asking the reference evaluator itself (reference_agent.policy)
-with the per-operation conditions stripped, so the two cannot disagree on those conditions.
+conditions the container meets, by the agent's own rule (policy/scope.py), so the masks the
+agent computes and the ones a compiled policy gives cannot disagree.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 
 from reference_agent.kernel import abi
-from reference_agent.policy import limits
-from reference_agent.policy.matcher import selector_matches
+from reference_agent.policy import limits, scope
 from reference_agent.policy.model import Policy, Section, Selector
-from reference_agent.policy.operation import (
-    Container,
-    FileTarget,
-    Operation,
-    Orchestrator,
-)
+from reference_agent.policy.operation import Container, Orchestrator
 
 # A pattern with k `/**/` becomes 2**k kernel patterns; three is more than real policies use.
 MAX_DOUBLE_SLASH_GLOBSTARS = limits.MAX_DOUBLE_SLASH_GLOBSTARS
@@ -43,17 +36,7 @@ class CompiledFilePolicy:
     def container_mask(self, container: Container | None, orchestrator: Orchestrator | None = None) -> int:
         """Bit i set when selector i's image/orchestrator conditions hold for this container.
         0 for a host process (D15)."""
-        if container is None:
-            return 0
-        probe = Operation(
-            kind="file", operation="createFile", file=FileTarget(path="/", mount="root"),
-            container=container, orchestrator=orchestrator,
-        )
-        mask = 0
-        for bit, selector in enumerate(self.static_selectors):
-            if selector_matches(selector, probe):
-                mask |= 1 << bit
-        return mask
+        return scope.container_mask(self.static_selectors, container, orchestrator)
 
     def selector_names(self, mask: int) -> tuple[str, ...]:
         return tuple(name for bit, name in enumerate(self.names) if mask >> bit & 1)
@@ -94,12 +77,6 @@ def glob_match(tokens: bytes, path: bytes) -> bool:
     while p < len(tokens) and tokens[p] in (star, globstar):
         p += 1
     return p == len(tokens)
-
-
-def _static_only(selector: Selector) -> Selector:
-    return dataclasses.replace(
-        selector, operations=frozenset(), targetFilePath=(), ignoreVolumeMounts=None, ignoreVolumeFiles=None
-    )
 
 
 def compile_file_section(policy: Policy) -> CompiledFilePolicy:
@@ -162,5 +139,5 @@ def compile_file_section(policy: Policy) -> CompiledFilePolicy:
         policy=pol,
         patterns=tuple(patterns),
         responses=tuple(compiled_responses),
-        static_selectors=tuple(_static_only(sel) for sel in selectors),
+        static_selectors=scope.container_only_all(selectors),
     )

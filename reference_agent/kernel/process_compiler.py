@@ -6,13 +6,12 @@ sessionLeaderName as path patterns (D11, D16, D32: a name `n` is the pattern `**
 executable, i.e. its basename), processUserId (a map uid -> selectors), processUserName (a map
 (container, uid) -> selectors: names come from the container's own /etc/passwd, resolved here),
 sessionLeaderInteractive (two masks), and the responses (D22). The static conditions (image,
-orchestrator) are decided here once per container by the reference evaluator itself, as
+orchestrator) are decided once per container by the agent's own rule (policy/scope.py), as
 compiler.py does for files.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -22,10 +21,9 @@ from reference_agent.kernel.compiler import (
     CompileError,
     pattern_tokens,
 )
-from reference_agent.policy import limits
-from reference_agent.policy.matcher import selector_matches
+from reference_agent.policy import limits, scope
 from reference_agent.policy.model import Policy, Section, Selector, selects_operation
-from reference_agent.policy.operation import Container, Operation, Orchestrator, Process
+from reference_agent.policy.operation import Container, Orchestrator
 
 _SETS = abi.PatternSet
 
@@ -42,15 +40,7 @@ class CompiledProcessPolicy:
 
     def container_mask(self, container: Container | None, orchestrator: Orchestrator | None = None) -> int:
         """Bit i set when selector i's image/orchestrator conditions hold (0 for the host, D15)."""
-        if container is None:
-            return 0
-        probe = Operation(kind="process", operation="exec", container=container, orchestrator=orchestrator,
-                          process=Process())
-        mask = 0
-        for bit, selector in enumerate(self.static_selectors):
-            if selector_matches(selector, probe):
-                mask |= 1 << bit
-        return mask
+        return scope.container_mask(self.static_selectors, container, orchestrator)
 
     def user_name_masks(self, accounts: Mapping[int, str]) -> dict[int, int]:
         """uid -> processUserName selectors, for a container whose /etc/passwd is `accounts`."""
@@ -63,14 +53,6 @@ class CompiledProcessPolicy:
 
     def selector_names(self, mask: int) -> tuple[str, ...]:
         return tuple(name for bit, name in enumerate(self.names) if mask >> bit & 1)
-
-
-def _static_only(selector: Selector) -> Selector:
-    return dataclasses.replace(
-        selector, operations=frozenset(), processExecutable=(), processName=(), processUserName=(),
-        processUserId=(), sessionLeaderInteractive=None, sessionLeaderExecutable=(),
-        sessionLeaderName=(),
-    )
 
 
 def _path_tokens(selector: Selector, field: str, pattern: str) -> list[bytes]:
@@ -173,5 +155,5 @@ def compile_process_section(policy: Policy) -> CompiledProcessPolicy:
         responses=tuple(compiled_responses),
         user_ids=user_ids,
         user_names=user_names,
-        static_selectors=tuple(_static_only(sel) for sel in selectors),
+        static_selectors=scope.container_only_all(selectors),
     )

@@ -31,10 +31,16 @@ class FileTarget:
 
 @dataclass(frozen=True, slots=True)
 class Container:
-    image: str  # the reference as given
-    name: str  # D13: last path component
-    tag: str  # D13: `latest` when the reference has none
-    full: str  # D13: registry/path/name:tag
+    image: str | None  # the reference as given; None: unknown (see UNKNOWN_IMAGE)
+    name: str | None  # D13: last path component
+    tag: str | None  # D13: `latest` when the reference has none
+    full: str | None  # D13: registry/path/name:tag
+
+
+# A container whose image the runtime cannot name (started from a bare image id it has no tag
+# for). Its image facts are unknown, not empty: like every unknown fact, no condition on them
+# holds, not even `*` (as D15 treats the orchestrator facts of a container outside Kubernetes).
+UNKNOWN_IMAGE = Container(image=None, name=None, tag=None, full=None)
 
 
 @dataclass(frozen=True)
@@ -353,6 +359,7 @@ __all__ = [
     "OperationError",
     "Orchestrator",
     "Process",
+    "UNKNOWN_IMAGE",
     "image_parts",
     "normalise_path",
     "parse_operation",
