@@ -42,6 +42,7 @@ from .operation import (
 )
 from .patterns import path_pattern_matches, string_pattern_matches
 from .schema import policy_schema, schema_path
+from . import vocabulary
 
 __all__ = [
     "ACTIONS",
@@ -80,4 +81,5 @@ __all__ = [
     "string_pattern_matches",
     "validate_policy_document",
     "validate_policy_node",
+    "vocabulary",
 ]

@@ -22,6 +22,8 @@ The limits follow from how the kernel matches (bpf/include/d4c_paths.bpf.h):
 
 from __future__ import annotations
 
+from . import vocabulary
+
 MAX_DOUBLE_SLASH_GLOBSTARS = 3
 MAX_KERNEL_PATTERNS = 512  # D4C_MAX_PATTERNS
 KERNEL_PATTERN_BYTES = 255  # D4C_PATTERN_MAX - 1
@@ -41,7 +43,7 @@ PATTERN_SETS: dict[str, dict[str, str]] = {
     },
 }
 # Matched as the basename: `**/` + the name (D16, D32).
-NAME_CONDITIONS = frozenset({"processName", "sessionLeaderName"})
+NAME_CONDITIONS = frozenset(vocabulary.names(values=("name",)))
 
 # Token values the validator counts with: any two bytes a pattern cannot contain give the same
 # number of distinct patterns; these are the kernel's own (enum d4c_token).

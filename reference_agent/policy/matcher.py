@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
+from . import vocabulary
 from .model import ACTIONS, OPERATIONS, Policy, Section, Selector, selects_operation, split_label
 from .operation import SLOT, Operation, parse_operation
 from .patterns import compile_alternation, path_pattern_regex, string_pattern_regex
@@ -117,6 +118,10 @@ def _all_labels(entries: tuple[str, ...]) -> Callable[[Mapping[str, str]], bool]
     return holds
 
 
+_WILDCARDS: dict[str, str | None] = {"path": "path", "string": "string", "exact": None, "name": None}
+_ANY_VALUE_CONDITIONS = tuple(c for c in vocabulary.CONDITIONS if c.values in _WILDCARDS and c.fact is not None)
+
+
 def _cost(predicate: Callable[[Any], Any]) -> int:
     owner = getattr(predicate, "__self__", None)
     if isinstance(owner, (frozenset, str)):
@@ -144,26 +149,13 @@ def compile_selector(selector: Selector) -> CompiledSelector:
     elif selector.sessionLeaderInteractive is not None:  # D16
         add("process.session_leader_interactive", frozenset({selector.sessionLeaderInteractive}).__contains__)
 
-    add_values("orchestrator.type", selector.orchestratorType, None)
-    add_values("orchestrator.cluster_id", selector.orchestratorClusterId, None)
-    add_values("orchestrator.cluster_name", selector.orchestratorClusterName, None)
-    add_values("orchestrator.namespace", selector.orchestratorNamespace, "string")
-    add_values("orchestrator.resource_name", selector.orchestratorResourceName, "string")
-    add_values("container.name", selector.containerImageName, "string")
-    add_values("container.tag", selector.containerImageTag, "string")
-    add_values("container.full", selector.fullContainerImageName, "string")
+    # Every condition whose values each name one fact: ANY of them matches (D10), by the
+    # wildcard rule of its kind of values (vocabulary.py). A condition of the other section is
+    # the empty tuple here, and adds nothing.
+    for condition in _ANY_VALUE_CONDITIONS:
+        add_values(condition.fact, getattr(selector, condition.name), _WILDCARDS[condition.values])
     if selector.orchestratorResourceLabel:
         add("orchestrator.label_map", _all_labels(selector.orchestratorResourceLabel))
-
-    if selector.kind == "file":
-        add_values("file.path", selector.targetFilePath, "path")
-    else:
-        add_values("process.name", selector.processName, None)
-        add_values("process.user_id", selector.processUserId, None)
-        add_values("process.user_name", selector.processUserName, None)
-        add_values("process.executable", selector.processExecutable, "path")
-        add_values("process.session_leader_executable", selector.sessionLeaderExecutable, "path")
-        add_values("process.session_leader_name", selector.sessionLeaderName, None)  # D32
 
     # Cheap checks first (set lookups and comparisons before regular expressions, the label
     # closure last): the order is irrelevant to the outcome (AND), not to speed.

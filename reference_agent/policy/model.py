@@ -1,4 +1,4 @@
-"""The typed, immutable model of a D4C policy (docs/spec.md), and its vocabulary.
+"""The typed, immutable model of a D4C policy (docs/spec.md), and views of its vocabulary (vocabulary.py).
 
 A `Policy` is only ever built by the validator (validator.py), so every value here already
 obeys D1–D9: conditions carry their canonical names (aliases normalised, D9), list conditions
@@ -16,106 +16,48 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from . import vocabulary
+
 SectionKind = Literal["file", "process"]
 SECTION_KINDS: tuple[SectionKind, ...] = ("file", "process")
 
-# --- vocabulary (seed tables, D5, D7, D9) -------------------------------------------------
+# --- vocabulary (vocabulary.py is the table; these are the views the rest reads) -------------
 
-FILE_OPERATIONS: tuple[str, ...] = (
-    "createExecutable",
-    "modifyExecutable",
-    "createFile",
-    "modifyFile",
-    "deleteFile",
-)
-# D32: `execMemFd` is an exec whose program is a memfd (memfd_create) file; `exec` covers it too.
-PROCESS_OPERATIONS: tuple[str, ...] = ("fork", "exec", "execMemFd")
+FILE_OPERATIONS: tuple[str, ...] = tuple(o.name for o in vocabulary.OPERATION_NAMES if o.section == "file")
+PROCESS_OPERATIONS: tuple[str, ...] = tuple(o.name for o in vocabulary.OPERATION_NAMES if o.section == "process")
 OPERATIONS: dict[str, tuple[str, ...]] = {"file": FILE_OPERATIONS, "process": PROCESS_OPERATIONS}
 
-ACTIONS: tuple[str, ...] = ("log", "alert", "block")
+ACTIONS: tuple[str, ...] = vocabulary.ACTIONS
 
-COMMON_CONDITIONS: tuple[str, ...] = (
-    "containerImageName",
-    "containerImageTag",
-    "fullContainerImageName",
-    "orchestratorClusterId",
-    "orchestratorClusterName",
-    "orchestratorNamespace",
-    "orchestratorResourceName",
-    "orchestratorResourceLabel",
-    "orchestratorType",
-)
-FILE_CONDITIONS: tuple[str, ...] = (
-    "operation",
-    "targetFilePath",
-    "ignoreVolumeMounts",
-    "ignoreVolumeFiles",
-)
-PROCESS_CONDITIONS: tuple[str, ...] = (
-    "operation",
-    "processExecutable",
-    "processName",
-    "processUserName",
-    "processUserId",
-    "sessionLeaderInteractive",
-    "sessionLeaderExecutable",
-    "sessionLeaderName",  # D32
-)
+# The common conditions are exactly the ones decided per container (image, orchestrator).
+COMMON_CONDITIONS: tuple[str, ...] = vocabulary.names(scope="container")
+FILE_CONDITIONS: tuple[str, ...] = vocabulary.names(section="file", scope="operation")
+PROCESS_CONDITIONS: tuple[str, ...] = vocabulary.names(section="process", scope="operation")
 # Canonical condition names allowed per section (D4).
 SECTION_CONDITIONS: dict[str, tuple[str, ...]] = {
     "file": COMMON_CONDITIONS + FILE_CONDITIONS,
     "process": COMMON_CONDITIONS + PROCESS_CONDITIONS,
 }
-CONDITION_NAMES: tuple[str, ...] = tuple(
-    dict.fromkeys(COMMON_CONDITIONS + FILE_CONDITIONS + PROCESS_CONDITIONS)
-)
+CONDITION_NAMES: tuple[str, ...] = vocabulary.names()
 
 # D9: the vocabulary Elastic shipped later, accepted and normalised to the seed's names.
-ALIASES: dict[str, str] = {
-    "kubernetesClusterId": "orchestratorClusterId",
-    "kubernetesClusterName": "orchestratorClusterName",
-    "kubernetesNamespace": "orchestratorNamespace",
-    "kubernetesPodName": "orchestratorResourceName",
-    "kubernetesPodLabel": "orchestratorResourceLabel",
-    "containerImageFullName": "fullContainerImageName",
-}
+ALIASES: dict[str, str] = {alias: c.name for c in vocabulary.CONDITIONS for alias in c.aliases}
 
-BOOL_CONDITIONS: frozenset[str] = frozenset(
-    {"ignoreVolumeMounts", "ignoreVolumeFiles", "sessionLeaderInteractive"}
-)
+BOOL_CONDITIONS: frozenset[str] = frozenset(vocabulary.names(values=("boolean",)))
 # D11: absolute path patterns, `*` stops at `/`, `**` does not.
-PATH_CONDITIONS: frozenset[str] = frozenset(
-    {"targetFilePath", "processExecutable", "sessionLeaderExecutable"}
-)
+PATH_CONDITIONS: frozenset[str] = frozenset(vocabulary.names(values=("path",)))
 # D12: conditions whose values may use the string wildcard `*`.
-WILDCARD_CONDITIONS: frozenset[str] = frozenset(
-    {
-        "containerImageName",
-        "containerImageTag",
-        "fullContainerImageName",
-        "orchestratorNamespace",
-        "orchestratorResourceName",
-    }
-)
+WILDCARD_CONDITIONS: frozenset[str] = frozenset(vocabulary.names(values=("string",)))
 # D12: conditions compared for plain equality, where `*` is an error.
-EXACT_CONDITIONS: frozenset[str] = frozenset(
-    {
-        "orchestratorClusterId",
-        "orchestratorClusterName",
-        "orchestratorType",
-        "processName",
-        "processUserName",
-        "processUserId",
-        "sessionLeaderName",
-    }
-)
+EXACT_CONDITIONS: frozenset[str] = frozenset(vocabulary.names(values=("exact", "name")))
 ORCHESTRATOR_CONDITIONS: frozenset[str] = frozenset(
     name for name in COMMON_CONDITIONS if name.startswith("orchestrator")
 )
-ORCHESTRATOR_TYPES: tuple[str, ...] = ("kubernetes",)  # D6
+ORCHESTRATOR_TYPES: tuple[str, ...] = vocabulary.ORCHESTRATOR_TYPES  # D6
 
 # D32: the operations a selector's `operation` entry covers besides itself.
-_COVERS: dict[str, frozenset[str]] = {"exec": frozenset({"exec", "execMemFd"})}
+_COVERS: dict[str, frozenset[str]] = {o.name: frozenset({o.name, *o.covers})
+                                      for o in vocabulary.OPERATION_NAMES if o.covers}
 
 
 def selects_operation(operations: frozenset[str], operation: str) -> bool:

@@ -21,11 +21,12 @@ import dataclasses
 from collections.abc import Sequence
 
 from .matcher import selector_matches
-from .model import COMMON_CONDITIONS, OPERATIONS, Policy, Selector
+from . import vocabulary
+from .model import OPERATIONS, Policy, Selector
 from .operation import Container, FileTarget, Operation, Orchestrator, Process
 
 # The conditions decided per container: the rest are per operation, for the kernel.
-CONTAINER_CONDITIONS: frozenset[str] = frozenset(COMMON_CONDITIONS)
+CONTAINER_CONDITIONS: frozenset[str] = frozenset(vocabulary.names(scope="container"))
 # Selector fields that are no condition: who it is and where it was written.
 _IDENTITY = frozenset({"name", "kind", "index", "line", "column"})
 # Every other condition field at its "absent" default, so that it tests nothing.
