@@ -75,7 +75,7 @@ struct {
 
 /* D19: mount ids (struct mount.mnt_id) of Kubernetes configMap, secret, downwardAPI and
  * projected volumes: directory mounts whose files are class `file`. Userspace keeps exactly
- * the ones of the registered containers here (metadata/mounts.py, FileEnforcer). */
+ * the ones of the registered containers here (system/mounts.py, FileEnforcer). */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 16384);
@@ -609,6 +609,143 @@ int d4c_inode_setxattr(unsigned long long *ctx)
 		return -EPERM;
 	}
 	return 0;
+}
+
+/* Whether an access ACL with these entries (ACL_USER_OBJ, ACL_GROUP_OBJ, ACL_MASK, ACL_OTHER
+ * tags and their permissions, already read) gives the file an execute bit: the mode bits it
+ * sets are those of the owner, the group class (ACL_MASK when present, else ACL_GROUP_OBJ) and
+ * others, as posix_acl_update_mode computes them. */
+struct acl_bits {
+	__u32 owner, group, mask, has_mask, other;
+};
+
+static __always_inline void acl_entry(struct acl_bits *b, __u16 tag, __u16 perm)
+{
+	__u32 x = perm & ACL_EXECUTE;
+	switch (tag) {
+	case ACL_USER_OBJ: b->owner = x; break;
+	case ACL_GROUP_OBJ: b->group = x; break;
+	case ACL_MASK: b->mask = x; b->has_mask = 1; break;
+	case ACL_OTHER: b->other = x; break;
+	}
+}
+
+static __always_inline int acl_bits_exec(const struct acl_bits *b)
+{
+	return b->owner || b->other || (b->has_mask ? b->mask : b->group);
+}
+
+/* Whether the kernel's own ACL being set (struct posix_acl, decoded by the VFS already) gives
+ * the file an execute bit. An unreadable entry counts as granting execute (fail closed). */
+static __always_inline int kernel_acl_grants_exec(struct posix_acl *acl)
+{
+	__u32 n = BPF_CORE_READ(acl, a_count);
+	void *entries = (void *)acl + bpf_core_field_offset(struct posix_acl, a_entries);
+	__u32 esize = bpf_core_type_size(struct posix_acl_entry);
+	struct acl_bits b = {};
+	for (__u32 i = 0; i < ACL_MAX_ENTRIES; i++) {
+		if (i >= n)
+			break;
+		struct posix_acl_entry e = {};
+		if (bpf_probe_read_kernel(&e, sizeof(e), entries + i * esize))
+			return 1;
+		acl_entry(&b, e.e_tag, e.e_perm);
+	}
+	return acl_bits_exec(&b);
+}
+
+/* "system.posix_acl_access" with its NUL, as three little-endian words: no memcmp in BPF. */
+static __always_inline int is_access_acl(const char *name)
+{
+	__u64 xname[3] = {};
+	bpf_probe_read_kernel_str(xname, sizeof(xname), name);
+	return xname[0] == 0x702e6d6574737973ULL && xname[1] == 0x6c63615f7869736fULL &&
+	       xname[2] == 0x007373656363615fULL;
+}
+
+/* The file whose access ACL is being set, when it is an operation to judge: a regular file
+ * (*old gets its mode), and not the call a stacked filesystem (overlayfs) makes on its real
+ * file with the mounter's credentials overriding the task's (ovl_override_creds): that is the
+ * outer call carried out, already judged, not an operation of its own. */
+static __always_inline int acl_target(struct task_struct *task, struct dentry *dentry, umode_t *old)
+{
+	if (BPF_CORE_READ(task, cred) != BPF_CORE_READ(task, real_cred)) {
+		d4c_stat_add(D4C_STAT_INNER_OPEN);
+		return 0;
+	}
+	*old = BPF_CORE_READ(dentry, d_inode, i_mode);
+	return (*old & S_IFMT) == S_IFREG;
+}
+
+/* D29, the decision once the ACL is known: an ACL that adds an execute bit to a file that had
+ * none is createExecutable, any other a modification, as with chmod. An inode hook gets no
+ * mount: the file is named from the container's root mount when it is on that filesystem,
+ * else (a volume) its path is incomplete and decided fail-closed (D30). */
+static __always_inline int judge_acl(struct task_struct *task, struct dentry *dentry, umode_t old,
+				     int grants_exec, __u64 mask, __u32 slot, __u32 hook)
+{
+	__u64 root_mnt = 0, root_dentry = 0;
+	d4c_container_root(task, &root_mnt, &root_dentry);
+	struct vfsmount *mnt = (struct vfsmount *)root_mnt;
+	if (!mnt || !container_file(mnt, dentry))
+		return 0;
+	struct scratch *sc = get_scratch();
+	if (!sc)
+		return 0;
+	__u32 op = modify_op(old), action = D4C_EVENT_MODIFICATION;
+	if (!(old & S_IXUGO) && grants_exec) {
+		op = D4C_OP_CREATE_EXECUTABLE;
+		action = D4C_EVENT_CREATION;
+	}
+	struct d4c_file_event *ev = begin(sc, 0, op, action, hook);
+	resolve_path(ev, 0, mnt, dentry);
+	if (BPF_CORE_READ(dentry, d_sb) != BPF_CORE_READ(mnt, mnt_sb)) {
+		/* Not on the root filesystem: a volume, whose mount this hook cannot name. */
+		ev->mount = D4C_MOUNT_VOLUME;
+		if (!(ev->head.flags & D4C_FLAG_PATH_INCOMPLETE)) {
+			ev->head.flags |= D4C_FLAG_PATH_INCOMPLETE;
+			d4c_stat_add(D4C_STAT_PATH_INCOMPLETE);
+		}
+	}
+	__u32 actions = decide(ev, 0, mask, slot);
+	if (!actions)
+		return 0;
+	__u32 block = (actions & D4C_ACTION_BLOCK) != 0;
+	emit(ev, block);
+	if (block) {
+		d4c_stat_add(D4C_STAT_BLOCKS);
+		return -EPERM;
+	}
+	return 0;
+}
+
+/*
+ * D29 from 6.2 on: every way of setting an ACL (setxattr(2), and in-kernel callers) goes
+ * through vfs_set_acl and this hook, with the ACL already decoded. The loader leaves this
+ * program out on kernels without the hook (reference_agent/kernel/kernel_compat.py), where
+ * inode_setxattr above sees ACLs instead. A NULL ACL removes one: it can add no execute bit.
+ */
+SEC("lsm/inode_set_acl")
+int d4c_inode_set_acl(unsigned long long *ctx)
+{
+	D4C_HOOK_ENTRY;
+	/* (idmap, dentry, acl_name, kacl) and the return value so far. */
+	struct dentry *dentry = (struct dentry *)ctx[1];
+	const char *name = (const char *)ctx[2];
+	struct posix_acl *acl = (struct posix_acl *)ctx[3];
+	int ret = (int)ctx[4];
+	if (ret)
+		return ret;
+	__u32 slot = 0;
+	__u64 mask = container_mask(&slot);
+	if (!mask || !is_access_acl(name))
+		return 0;
+	struct task_struct *task = bpf_get_current_task_btf();
+	umode_t old = 0;
+	if (!acl_target(task, dentry, &old))
+		return 0;
+	int grants = !(old & S_IXUGO) && acl && kernel_acl_grants_exec(acl);
+	return judge_acl(task, dentry, old, grants, mask, slot, D4C_HOOK_INODE_SET_ACL);
 }
 
 /* What happens to a name that held an inode of mode `there` (exists = 0: no inode) when a file

@@ -77,6 +77,7 @@ enum d4c_hook {
 	D4C_HOOK_BPRM_CREDS_FOR_EXEC = 11,
 	D4C_HOOK_TASK_ALLOC = 12,
 	D4C_HOOK_INODE_SETXATTR = 13,
+	D4C_HOOK_INODE_SET_ACL = 14,
 };
 
 enum d4c_event_flags { /* d4c_record_head.flags */

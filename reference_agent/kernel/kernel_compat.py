@@ -10,6 +10,10 @@ Nor can one object keep its per-CPU scratch its own on every kernel: where hooks
 preempted (lazy preemption, 6.13+) they must turn preemption off while they run, with a kfunc
 that only 6.10+ has and that an older kernel refuses to load. Kernels with it get the `v610`
 build of each hook object (bpf/include/d4c_policy.bpf.h, "Preemption").
+
+Some operations moved to a hook of their own on newer kernels: from 6.2 an ACL is set through
+inode_set_acl, which 6.1 lacks (it sets ACLs through inode_setxattr). An object carries a
+program for each hook; the one on a hook the running kernel lacks is left out of the load.
 """
 
 from __future__ import annotations
@@ -23,6 +27,8 @@ log = logging.getLogger(__name__)
 # A traced function -> its names on other kernels, newest first.
 RENAMED_FUNCTIONS: dict[str, tuple[str, ...]] = {"do_filp_open": ("do_file_open",)}
 TRACING_SECTIONS = ("fentry/", "fexit/", "fmod_ret/")
+# LSM hooks only newer kernels have -> the hook that sees the same operation on older ones.
+NEWER_LSM_HOOKS: dict[str, str] = {"inode_set_acl": "inode_setxattr"}
 _BTF_KIND_FUNC = 12
 
 
@@ -77,3 +83,15 @@ def attach_target(function: str, has) -> str | None:
     if other:
         log.info("kernel function %s is %s on this kernel: attaching there", function, other)
     return other
+
+
+def left_out(section: str, has) -> bool:
+    """Whether the program of `section` is left out of the load: an lsm program on a hook of
+    NEWER_LSM_HOOKS that the running kernel lacks (each LSM hook is the BTF function
+    bpf_lsm_<hook>). Unknown (no BTF): loaded, so that the load reports the real problem."""
+    hook = section.removeprefix("lsm/") if section.startswith("lsm/") else None
+    if hook not in NEWER_LSM_HOOKS or has(f"bpf_lsm_{hook}") is not False:
+        return False
+    log.info("LSM hook %s is not in this kernel (%s sees its operations): program left out",
+             hook, NEWER_LSM_HOOKS[hook])
+    return True

@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Self
 
-from reference_agent.kernel.kernel_compat import KernelFunctions, attach_target, traced_function
+from reference_agent.kernel.kernel_compat import KernelFunctions, attach_target, left_out, traced_function
 
 _LIBBPF_NAME = "libbpf.so.1"  # Debian 12 package libbpf1 (1.1.x); ABI-stable across 1.x
 
@@ -311,12 +311,16 @@ class BpfObject:
             raise BpfError(errno_mod.ENOENT, f"program {program} in {self.path.name}")
         lib().c.bpf_program__set_autoload(prog, autoload)
 
-    def _retarget_renamed(self) -> None:
-        """fentry/fexit programs whose function this kernel knows by another name (kernel_compat)."""
+    def _fit_to_kernel(self) -> None:
+        """fentry/fexit programs whose function this kernel knows by another name, and lsm
+        programs on a hook this kernel does not have yet (kernel_compat)."""
         L = lib()
         prog = L.c.bpf_object__next_program(self.ptr, None)
         while prog:
-            function = traced_function(L.c.bpf_program__section_name(prog).decode())
+            section = L.c.bpf_program__section_name(prog).decode()
+            if L.c.bpf_program__autoload(prog) and left_out(section, L.functions.has):
+                L.c.bpf_program__set_autoload(prog, False)
+            function = traced_function(section)
             if function and L.c.bpf_program__autoload(prog):
                 other = attach_target(function, L.functions.has)
                 if other:
@@ -327,7 +331,7 @@ class BpfObject:
 
     def load(self) -> None:
         L = lib()
-        self._retarget_renamed()
+        self._fit_to_kernel()
         with L.capture() as log:
             ret = L.c.bpf_object__load(self.ptr)
         if ret < 0:
@@ -347,7 +351,10 @@ class BpfObject:
         return result
 
     def attach_all(self) -> list[Link]:
-        return [self.attach(name) for name in self.program_names()]
+        """Attach every program that was loaded (not those left out of the load)."""
+        L = lib().c
+        return [self.attach(name) for name in self.program_names()
+                if L.bpf_program__autoload(L.bpf_object__find_program_by_name(self.ptr, name.encode()))]
 
     def detach_all(self) -> None:
         for link in self.links:
