@@ -136,6 +136,9 @@ class Containers:
             cgroup_parent=cgroup_parent(self.cgroup_driver, pod_uid(self.scenario.id, spec.pod)) if spec.pod else None,
             mounts=mounts,
             user=spec.user or None,
+            # A Kubernetes pod without a seccompProfile runs unconfined; Docker's default profile
+            # would hide syscalls such a pod has (clone3 answers ENOSYS there).
+            security_opt=["seccomp=unconfined"] if spec.seccomp == "unconfined" else None,
             detach=True,
             network_mode="none",
         )

@@ -291,4 +291,5 @@ def _container(data: dict[str, Any]) -> ContainerSpec:
             for v in data.get("volumes", [])
         ),
         command=tuple(data["command"]) if "command" in data else None,
+        seccomp=data.get("seccomp"),
     )

@@ -58,6 +58,7 @@ class ContainerSpec:
     user: str | None
     volumes: tuple[Volume, ...]
     command: tuple[str, ...] | None
+    seccomp: str | None = None  # "unconfined": without the runtime's default seccomp profile
 
 
 @dataclass(frozen=True)
