@@ -10,11 +10,12 @@ agent computes and the ones a compiled policy gives cannot disagree.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from reference_agent.kernel import abi
 from reference_agent.policy import limits, scope
-from reference_agent.policy.model import Policy, Section, Selector
+from reference_agent.policy.model import Policy, Response, Section, Selector, selects_operation
 from reference_agent.policy.operation import Container, Orchestrator
 
 # A pattern with k `/**/` becomes 2**k kernel patterns; three is more than real policies use.
@@ -79,19 +80,68 @@ def glob_match(tokens: bytes, path: bytes) -> bool:
     return p == len(tokens)
 
 
-def compile_file_section(policy: Policy) -> CompiledFilePolicy:
-    """Compile the file section of a validated policy (an absent section compiles to nothing)."""
-    section: Section | None = policy.file
+def section_parts(policy: Policy, kind: str) -> tuple[tuple[Selector, ...], tuple[Response, ...]]:
+    """The selectors and responses of one section (none when it is absent), within D26."""
+    section: Section | None = policy.section(kind)
     selectors = section.selectors if section else ()
     responses = section.responses if section else ()
     if len(selectors) > abi.D4C_MAX_SELECTORS or len(responses) > abi.D4C_MAX_RESPONSES:
         raise CompileError(f"more than {abi.D4C_MAX_SELECTORS} selectors or responses (D26)")
+    return selectors, responses
 
+
+def path_tokens(selector: Selector, field: str, pattern: str) -> list[bytes]:
+    """A path pattern of `field` as kernel patterns, or why the kernel cannot hold it."""
+    if limits.double_slash_globstars(pattern) > MAX_DOUBLE_SLASH_GLOBSTARS:
+        raise CompileError(f"selector {selector.name}: {field} {pattern!r} has more than "
+                           f"{MAX_DOUBLE_SLASH_GLOBSTARS} '/**/' (the kernel matcher expands each into two patterns)")
+    if any(b in (0, 1, 2) for b in pattern.encode()):
+        raise CompileError(f"selector {selector.name}: {field} {pattern!r} has a control byte 0x00-0x02")
+    return pattern_tokens(pattern)
+
+
+def add_patterns(by_tokens: dict[bytes, int], selector: Selector, field: str, value: str,
+                 patterns: list[bytes], mask: int) -> None:
+    """Each kernel pattern of one value, merged into `by_tokens` (distinct pattern -> selectors)."""
+    for tokens in patterns:
+        if len(tokens) >= abi.D4C_PATTERN_MAX:
+            raise CompileError(f"selector {selector.name}: {field} {value!r} is too long for the kernel")
+        by_tokens[tokens] = by_tokens.get(tokens, 0) | mask
+
+
+def pattern_entries(by_tokens: Mapping[bytes, int]) -> tuple[abi.PathPattern, ...]:
+    entries = []
+    for tokens, mask in by_tokens.items():
+        entry = abi.PathPattern(selectors=mask, len=len(tokens))
+        entry.tokens[: len(tokens)] = tokens
+        entries.append(entry)
+    return tuple(entries)
+
+
+def compile_responses(selectors: Sequence[Selector], responses: Sequence[Response]) -> tuple[abi.Response, ...]:
+    """D22: each response as the bits of its match and exclude selectors and of its actions."""
+    bit_of = {sel.name: 1 << bit for bit, sel in enumerate(selectors)}
+    compiled = []
+    for r in responses:
+        actions = 0
+        for action in r.actions:
+            actions |= abi.ACTION_BITS[action]
+        compiled.append(abi.Response(
+            match=sum(bit_of[n] for n in set(r.match)),
+            exclude=sum(bit_of[n] for n in set(r.exclude)),
+            actions=actions,
+        ))
+    return tuple(compiled)
+
+
+def compile_file_section(policy: Policy) -> CompiledFilePolicy:
+    """Compile the file section of a validated policy (an absent section compiles to nothing)."""
+    selectors, responses = section_parts(policy, "file")
     pol = abi.FilePolicy()
     by_tokens: dict[bytes, int] = {}  # distinct kernel pattern -> selector mask
     for bit, sel in enumerate(selectors):
         for op_name, op_bit in abi.FILE_OP_BITS.items():
-            if not sel.operations or op_name in sel.operations:
+            if selects_operation(sel.operations, op_name):
                 pol.op_selectors[op_bit.bit_length() - 1] |= 1 << bit
         if sel.ignoreVolumeMounts:
             pol.ignore_volume_mounts |= 1 << bit
@@ -100,44 +150,19 @@ def compile_file_section(policy: Policy) -> CompiledFilePolicy:
         if sel.targetFilePath:
             pol.path_selectors |= 1 << bit
         for pattern in sel.targetFilePath:
-            if limits.double_slash_globstars(pattern) > MAX_DOUBLE_SLASH_GLOBSTARS:
-                raise CompileError(
-                    f"selector {sel.name}: targetFilePath {pattern!r} has more than "
-                    f"{MAX_DOUBLE_SLASH_GLOBSTARS} '/**/' (the kernel matcher expands each into two patterns)"
-                )
-            for tokens in pattern_tokens(pattern):
-                if any(b in (0, 1, 2) for b in pattern.encode()):
-                    raise CompileError(f"selector {sel.name}: targetFilePath {pattern!r} has a control byte 0x00-0x02")
-                if len(tokens) >= abi.D4C_PATTERN_MAX:
-                    raise CompileError(f"selector {sel.name}: targetFilePath {pattern!r} is too long for the kernel")
-                by_tokens[tokens] = by_tokens.get(tokens, 0) | 1 << bit
+            add_patterns(by_tokens, sel, "targetFilePath", pattern, path_tokens(sel, "targetFilePath", pattern),
+                         1 << bit)
     if len(by_tokens) > abi.D4C_MAX_PATTERNS:
         raise CompileError(f"{len(by_tokens)} distinct path patterns; the kernel holds at most {abi.D4C_MAX_PATTERNS}")
 
-    patterns = []
-    for tokens, mask in by_tokens.items():
-        entry = abi.PathPattern(selectors=mask, len=len(tokens))
-        entry.tokens[: len(tokens)] = tokens
-        patterns.append(entry)
-    bit_of = {sel.name: 1 << bit for bit, sel in enumerate(selectors)}
-    compiled_responses = []
-    for r in responses:
-        actions = 0
-        for action in r.actions:
-            actions |= abi.ACTION_BITS[action]
-        compiled_responses.append(
-            abi.Response(
-                match=sum(bit_of[n] for n in set(r.match)),
-                exclude=sum(bit_of[n] for n in set(r.exclude)),
-                actions=actions,
-            )
-        )
+    patterns = pattern_entries(by_tokens)
+    compiled_responses = compile_responses(selectors, responses)
     pol.n_patterns = len(patterns)
     pol.n_responses = len(compiled_responses)
     return CompiledFilePolicy(
         names=tuple(sel.name for sel in selectors),
         policy=pol,
-        patterns=tuple(patterns),
-        responses=tuple(compiled_responses),
+        patterns=patterns,
+        responses=compiled_responses,
         static_selectors=scope.container_only_all(selectors),
     )

@@ -17,12 +17,15 @@ from dataclasses import dataclass
 
 from reference_agent.kernel import abi
 from reference_agent.kernel.compiler import (
-    MAX_DOUBLE_SLASH_GLOBSTARS,
     CompileError,
-    pattern_tokens,
+    add_patterns,
+    compile_responses,
+    path_tokens,
+    pattern_entries,
+    section_parts,
 )
 from reference_agent.policy import limits, scope
-from reference_agent.policy.model import Policy, Section, Selector, selects_operation
+from reference_agent.policy.model import Policy, Selector, selects_operation
 from reference_agent.policy.operation import Container, Orchestrator
 
 _SETS = abi.PatternSet
@@ -55,15 +58,6 @@ class CompiledProcessPolicy:
         return tuple(name for bit, name in enumerate(self.names) if mask >> bit & 1)
 
 
-def _path_tokens(selector: Selector, field: str, pattern: str) -> list[bytes]:
-    if limits.double_slash_globstars(pattern) > MAX_DOUBLE_SLASH_GLOBSTARS:
-        raise CompileError(f"selector {selector.name}: {field} {pattern!r} has more than "
-                           f"{MAX_DOUBLE_SLASH_GLOBSTARS} '/**/' (the kernel matcher expands each into two patterns)")
-    if any(b in (0, 1, 2) for b in pattern.encode()):
-        raise CompileError(f"selector {selector.name}: {field} {pattern!r} has a control byte 0x00-0x02")
-    return pattern_tokens(pattern)
-
-
 def _name_tokens(selector: Selector, field: str, name: str) -> list[bytes]:
     """D16: processName `n` = the executable's basename is `n` = the path matches `**/n`
     (sessionLeaderName likewise on the leader's executable, D32). A name with a `/` is no
@@ -75,12 +69,7 @@ def _name_tokens(selector: Selector, field: str, name: str) -> list[bytes]:
 
 def compile_process_section(policy: Policy) -> CompiledProcessPolicy:
     """Compile the process section of a validated policy (an absent section compiles to nothing)."""
-    section: Section | None = policy.process
-    selectors = section.selectors if section else ()
-    responses = section.responses if section else ()
-    if len(selectors) > abi.D4C_MAX_SELECTORS or len(responses) > abi.D4C_MAX_RESPONSES:
-        raise CompileError(f"more than {abi.D4C_MAX_SELECTORS} selectors or responses (D26)")
-
+    selectors, responses = section_parts(policy, "process")
     pol = abi.ProcessPolicy()
     sets: list[dict[bytes, int]] = [{} for _ in range(abi.D4C_PATTERN_SETS)]
     user_ids: dict[int, int] = {}
@@ -92,8 +81,8 @@ def compile_process_section(policy: Policy) -> CompiledProcessPolicy:
                 pol.op_selectors[op_bit.bit_length() - 1] |= me
         # Each pattern set: the condition that fills it and how one of its values becomes tokens.
         conditions = (
-            (_SETS.D4C_SET_EXECUTABLE, "processExecutable", sel.processExecutable, _path_tokens),
-            (_SETS.D4C_SET_LEADER, "sessionLeaderExecutable", sel.sessionLeaderExecutable, _path_tokens),
+            (_SETS.D4C_SET_EXECUTABLE, "processExecutable", sel.processExecutable, path_tokens),
+            (_SETS.D4C_SET_LEADER, "sessionLeaderExecutable", sel.sessionLeaderExecutable, path_tokens),
             (_SETS.D4C_SET_NAME, "processName", sel.processName, _name_tokens),
             (_SETS.D4C_SET_LEADER_NAME, "sessionLeaderName", sel.sessionLeaderName, _name_tokens),
         )
@@ -101,10 +90,7 @@ def compile_process_section(policy: Policy) -> CompiledProcessPolicy:
             if values:
                 pol.set_selectors[set_index] |= me
             for value in values:
-                for tokens in tokenize(sel, field, value):
-                    if len(tokens) >= abi.D4C_PATTERN_MAX:
-                        raise CompileError(f"selector {sel.name}: {field} {value!r} is too long for the kernel")
-                    sets[set_index][tokens] = sets[set_index].get(tokens, 0) | me
+                add_patterns(sets[set_index], sel, field, value, tokenize(sel, field, value), me)
         if sel.processUserId:
             pol.user_id_selectors |= me
             for value in sel.processUserId:
@@ -128,31 +114,14 @@ def compile_process_section(policy: Policy) -> CompiledProcessPolicy:
                                f"the kernel holds at most {abi.D4C_MAX_PATTERNS}")
         pol.n_patterns[set_index] = len(by_tokens)
 
-    patterns = []
-    for by_tokens in sets:
-        entries = []
-        for tokens, mask in by_tokens.items():
-            entry = abi.PathPattern(selectors=mask, len=len(tokens))
-            entry.tokens[: len(tokens)] = tokens
-            entries.append(entry)
-        patterns.append(tuple(entries))
-    bit_of = {sel.name: 1 << bit for bit, sel in enumerate(selectors)}
-    compiled_responses = []
-    for r in responses:
-        actions = 0
-        for action in r.actions:
-            actions |= abi.ACTION_BITS[action]
-        compiled_responses.append(abi.Response(
-            match=sum(bit_of[n] for n in set(r.match)),
-            exclude=sum(bit_of[n] for n in set(r.exclude)),
-            actions=actions,
-        ))
+    patterns = tuple(pattern_entries(by_tokens) for by_tokens in sets)
+    compiled_responses = compile_responses(selectors, responses)
     pol.n_responses = len(compiled_responses)
     return CompiledProcessPolicy(
         names=tuple(sel.name for sel in selectors),
         policy=pol,
-        patterns=tuple(patterns),
-        responses=tuple(compiled_responses),
+        patterns=patterns,
+        responses=compiled_responses,
         user_ids=user_ids,
         user_names=user_names,
         static_selectors=scope.container_only_all(selectors),
