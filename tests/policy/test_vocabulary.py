@@ -9,7 +9,15 @@ from pathlib import Path
 
 from conformance import catalog
 from reference_agent.kernel import abi
-from reference_agent.policy import ALIASES, OPERATIONS, SECTION_CONDITIONS, Selector, policy_schema, vocabulary
+from reference_agent.policy import (
+    ALIASES,
+    OPERATIONS,
+    SECTION_CONDITIONS,
+    Selector,
+    limits,
+    policy_schema,
+    vocabulary,
+)
 from reference_agent.policy.operation import FACT_SLOTS
 
 SPEC = Path(__file__).resolve().parents[2] / "docs" / "spec.md"
@@ -89,3 +97,8 @@ def test_section_conditions_follow_the_table_order():
     for section, conditions in SECTION_CONDITIONS.items():
         assert conditions == vocabulary.names(section=section, scope="container") + vocabulary.names(
             section=section, scope="operation")
+
+
+def test_the_kernel_pattern_sets_hold_exactly_the_path_and_name_conditions():
+    for section, sets in limits.PATTERN_SETS.items():
+        assert set(sets) == set(vocabulary.names(section=section, values=("path", "name")))
