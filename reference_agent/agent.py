@@ -87,6 +87,11 @@ END_TRACE_POINT = "sched_process_exit"  # cloud_defend.trace_point of the end ev
 # Lost exits (ring buffer full) leave processes in the table and debts in the ledger; /proc is
 # compared with the table this often to close them (one walk of the table's live pids).
 RECONCILE_INTERVAL_S = 60.0
+# A skipped run of the exit program (the kernel's recursion guard, status.py) is a lost exit
+# the kernel counts: the counters are looked at this often, and /proc compared this long after
+# they grew (the task that was not seen has finished exiting by then).
+SKIP_CHECK_INTERVAL_S = 2.0
+SKIP_RECONCILE_DELAY_S = 1.0
 # At stop, what the ring buffers still hold is decoded and written for at most this long: a
 # full 4 MiB ring takes ~10-20 s under TCG; a workload still flooding them could otherwise keep
 # the agent from ever stopping.
@@ -147,6 +152,9 @@ class Agent:
         self.ledger = ledger if ledger is not None else EndLedger()
         self._reconcile_interval = reconcile_interval
         self._last_reconcile = time.monotonic()
+        self._last_skip_check = self._last_reconcile
+        self._skipped_seen: int | None = None  # the process programs' skipped runs at the last check
+        self._reconcile_at: float | None = None  # when skipped runs ask for an early reconcile
         self._ancestry = ancestry
         self._apply_lock = threading.Lock()
         self._ready = False
@@ -301,8 +309,8 @@ class Agent:
         """Poll the backend once and write every resulting document; returns how many event
         documents (the heartbeat and metrics documents due are written too, not counted)."""
         written = self._process(self.backend.poll(timeout))
-        if self.processes is not None and time.monotonic() - self._last_reconcile >= self._reconcile_interval:
-            self._last_reconcile = time.monotonic()
+        if self.processes is not None and self._reconcile_due():
+            self._last_reconcile, self._reconcile_at = time.monotonic(), None
             for doc in self.reconcile():
                 written += self._write(doc)
         self.documents_written += written
@@ -310,6 +318,23 @@ class Agent:
             for doc in self.status.tick():
                 self._write(doc, event=False)
         return written
+
+    def _reconcile_due(self) -> bool:
+        """The periodic comparison with /proc, or an early one once the kernel has skipped
+        runs of the process programs (exits it never reported)."""
+        now = time.monotonic()
+        if now - self._last_skip_check >= SKIP_CHECK_INTERVAL_S:
+            self._last_skip_check = now
+            try:
+                skipped = self.backend.counters().get("process", {}).get("skipped", 0)
+            except OSError:  # programs closing: the periodic comparison remains
+                skipped = self._skipped_seen
+            if self._skipped_seen is not None and skipped is not None and skipped > self._skipped_seen:
+                self._reconcile_at = now + SKIP_RECONCILE_DELAY_S
+            self._skipped_seen = skipped
+        if self._reconcile_at is not None and now >= self._reconcile_at:
+            return True
+        return now - self._last_reconcile >= self._reconcile_interval
 
     def _process(self, values: Iterable[Polled]) -> int:
         written = 0

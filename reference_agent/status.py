@@ -8,6 +8,13 @@ output refuses a document (disk full). Both are counted here per period and sinc
 the kernel's counters are read as differences from the values at the agent's start (pinned
 maps, D33, keep counting across agents).
 
+A third count is the kernel's own: runs of a tracing program (tp_btf, fentry/fexit) it
+skipped because that program was already running on the CPU (`recursion_misses`). On a
+preemptible kernel (7.x) a preempted program keeps that guard taken, so another task's
+exit or exec on the CPU goes unseen. They are reported per BPF program beside the losses
+(log line, metrics, exit summary); the process ends among them are recovered from /proc
+(agent.py).
+
 The reporter is driven from the agent's main loop (`tick()`): the counters of its documents
 are those of the loop that wrote the events, so a metrics period is exact. Policy changes come
 from the watcher thread and only set facts and a flag (the next tick writes the heartbeat).
@@ -51,6 +58,7 @@ class Totals:
     written: Mapping[str, int]  # event dataset (cloud_defend.file...) -> documents
     not_written: int
     ring_buffer_full: Mapping[str, int]  # program -> records lost
+    skipped: Mapping[str, int]  # BPF program (d4c_sched_process_exit...) -> runs the kernel skipped
 
     @property
     def dropped(self) -> int:
@@ -67,6 +75,18 @@ def _rss_bytes() -> int | None:
 
 def _delta(now: KernelCounters, then: KernelCounters, name: str) -> dict[str, int]:
     return {p: max(0, now.get(p, {}).get(name, 0) - then.get(p, {}).get(name, 0)) for p in PROGRAMS}
+
+
+def _skipped(now: KernelCounters, then: KernelCounters) -> dict[str, int]:
+    """BPF program -> runs skipped in between (the `skipped.<program>` counters), nonzero only."""
+    out: dict[str, int] = {}
+    for program in PROGRAMS:
+        for name, value in now.get(program, {}).items():
+            if name.startswith("skipped."):
+                delta = value - then.get(program, {}).get(name, 0)
+                if delta > 0:
+                    out[name.removeprefix("skipped.")] = delta
+    return out
 
 
 class StatusReporter:
@@ -148,6 +168,7 @@ class StatusReporter:
             ring_buffer_full=_delta(kernel, self._period_kernel, "ringbuf_full"),
             records=_delta(kernel, self._period_kernel, "events"),
             blocked=sum(_delta(kernel, self._period_kernel, "blocks").values()),
+            skipped=_delta(kernel, self._period_kernel, "skipped"),
             memory_rss_bytes=_rss_bytes(), process_table_size=self._table_size())
         self._period_kernel, self._period_start_ns = kernel, end_ns
         self._period_written.clear()
@@ -157,6 +178,7 @@ class StatusReporter:
     def log_losses(self) -> None:
         """One warning line when events were lost since the last one (else nothing)."""
         kernel = self._read_kernel()
+        logged_before = self._logged_kernel
         ring = _delta(kernel, self._logged_kernel, "ringbuf_full")
         not_written = self._not_written - self._logged_not_written
         self._logged_kernel, self._logged_not_written = kernel, self._not_written
@@ -164,18 +186,27 @@ class StatusReporter:
         if lost:
             log.warning("%d events lost since the last report (%s); %d since start", lost,
                         _loss_detail(ring, not_written), self.totals().dropped)
+        skipped = _skipped(kernel, logged_before)
+        if skipped:
+            log.warning("%d BPF program runs skipped by the kernel since the last report (%s); %d since start",
+                        sum(skipped.values()), _skip_detail(skipped), sum(self.totals().skipped.values()))
 
     def totals(self) -> Totals:
-        return Totals(dict(self._written), self._not_written,
-                      _delta(self._read_kernel(), self._start_kernel, "ringbuf_full"))
+        kernel = self._read_kernel()
+        return Totals(dict(self._written), self._not_written, _delta(kernel, self._start_kernel, "ringbuf_full"),
+                      _skipped(kernel, self._start_kernel))
 
     def summary(self) -> str:
         """The exit summary: what was written and what was lost since the start."""
         totals = self.totals()
         written = ", ".join(f"{d.removeprefix('cloud_defend.')} {totals.written.get('cloud_defend.' + d, 0)}"
                             for d in EVENT_DATASETS)
-        return (f"{sum(totals.written.values())} event documents written ({written}), "
+        text = (f"{sum(totals.written.values())} event documents written ({written}), "
                 f"{totals.dropped} events lost ({_loss_detail(totals.ring_buffer_full, totals.not_written)})")
+        if totals.skipped:
+            text += (f"; {sum(totals.skipped.values())} BPF program runs skipped by the kernel "
+                     f"({_skip_detail(totals.skipped)})")
+        return text
 
     def _read_kernel(self) -> KernelCounters:
         try:
@@ -190,6 +221,10 @@ def _event_dataset(doc: Document) -> str | None:
     if isinstance(dataset, str) and dataset.removeprefix("cloud_defend.") in EVENT_DATASETS:
         return dataset
     return None
+
+
+def _skip_detail(skipped: Mapping[str, int]) -> str:
+    return ", ".join(f"{program} {n}" for program, n in sorted(skipped.items()))
 
 
 def _loss_detail(ring: Mapping[str, int], not_written: int) -> str:

@@ -10,7 +10,8 @@
 - `metrics-cloud_defend.metrics-<namespace>`: counts over the period since the previous
   metrics document (`event.start`..`event.end`, `event.duration` in ns): documents written per
   event stream, events lost (ring buffer full in the kernel, per program; documents that could
-  not be written), operations blocked, records the kernel committed, and the agent's memory
+  not be written), operations blocked, records the kernel committed, runs of the BPF programs the kernel skipped
+(`d4c.kernel.skipped`, their recursion guard), and the agent's memory
   and process-table size at the end of the period.
 
 The package declares no field for the metrics stream and only block_action_enabled for the
@@ -65,6 +66,7 @@ class Period:
     ring_buffer_full: Mapping[str, int] = field(default_factory=dict)  # program -> records lost
     records: Mapping[str, int] = field(default_factory=dict)  # program -> records committed
     blocked: int = 0  # operations the kernel refused (EPERM)
+    skipped: Mapping[str, int] = field(default_factory=dict)  # program -> BPF runs the kernel skipped
     memory_rss_bytes: int | None = None
     process_table_size: int | None = None
 
@@ -121,12 +123,14 @@ def metrics_document(ctx: EventContext, period: Period) -> Document:
         "d4c.events.not_written": period.not_written,
         "d4c.ring_buffer.dropped": lost_kernel,
         "d4c.kernel.blocked": period.blocked,
+        "d4c.kernel.skipped": sum(period.skipped.values()),
     })
     for name in EVENT_DATASETS:
         fields[f"d4c.events.{name}.written"] = period.written.get(f"cloud_defend.{name}", 0)
     for program in PROGRAMS:
         fields[f"d4c.ring_buffer.{program}.dropped"] = period.ring_buffer_full.get(program, 0)
         fields[f"d4c.ring_buffer.{program}.records"] = period.records.get(program, 0)
+        fields[f"d4c.kernel.{program}.skipped"] = period.skipped.get(program, 0)
     if period.memory_rss_bytes is not None:
         fields["d4c.agent.memory.rss_bytes"] = period.memory_rss_bytes
     if period.process_table_size is not None:

@@ -38,6 +38,28 @@ class BpfError(OSError):
 
 _BPF_MAP_TYPE_RINGBUF = 27  # enum bpf_map_type (uapi/linux/bpf.h)
 
+class ProgInfo(ctypes.Structure):
+    """struct bpf_prog_info (uapi/linux/bpf.h, append-only ABI) up to `recursion_misses`: the
+    kernel fills what both sides know and leaves the rest zero."""
+
+    _fields_ = [
+        ("type", ctypes.c_uint32), ("id", ctypes.c_uint32), ("tag", ctypes.c_uint8 * 8),
+        ("jited_prog_len", ctypes.c_uint32), ("xlated_prog_len", ctypes.c_uint32),
+        ("jited_prog_insns", ctypes.c_uint64), ("xlated_prog_insns", ctypes.c_uint64),
+        ("load_time", ctypes.c_uint64), ("created_by_uid", ctypes.c_uint32), ("nr_map_ids", ctypes.c_uint32),
+        ("map_ids", ctypes.c_uint64), ("name", ctypes.c_char * 16), ("ifindex", ctypes.c_uint32),
+        ("gpl_compatible", ctypes.c_uint32), ("netns_dev", ctypes.c_uint64), ("netns_ino", ctypes.c_uint64),
+        ("nr_jited_ksyms", ctypes.c_uint32), ("nr_jited_func_lens", ctypes.c_uint32),
+        ("jited_ksyms", ctypes.c_uint64), ("jited_func_lens", ctypes.c_uint64), ("btf_id", ctypes.c_uint32),
+        ("func_info_rec_size", ctypes.c_uint32), ("func_info", ctypes.c_uint64),
+        ("nr_func_info", ctypes.c_uint32), ("nr_line_info", ctypes.c_uint32), ("line_info", ctypes.c_uint64),
+        ("jited_line_info", ctypes.c_uint64), ("nr_jited_line_info", ctypes.c_uint32),
+        ("line_info_rec_size", ctypes.c_uint32), ("jited_line_info_rec_size", ctypes.c_uint32),
+        ("nr_prog_tags", ctypes.c_uint32), ("prog_tags", ctypes.c_uint64), ("run_time_ns", ctypes.c_uint64),
+        ("run_cnt", ctypes.c_uint64), ("recursion_misses", ctypes.c_uint64),
+    ]
+
+
 _PRINT_FN = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_void_p)
 # int (*ring_buffer_sample_fn)(void *ctx, void *data, size_t size)
 _SAMPLE_FN = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t)
@@ -80,6 +102,8 @@ class _Lib:
             "bpf_program__section_name": (cp, [vp]),
             "bpf_program__autoload": (ctypes.c_bool, [vp]),
             "bpf_program__set_attach_target": (i, [vp, i, cp]),
+            "bpf_program__fd": (i, [vp]),
+            "bpf_obj_get_info_by_fd": (i, [i, vp, ctypes.POINTER(u32)]),
             "btf__load_vmlinux_btf": (vp, []),
             "btf__find_by_name_kind": (i, [vp, cp, u32]),
             "bpf_link__destroy": (i, [vp]),
@@ -281,6 +305,26 @@ class BpfObject:
             names.append(lib().c.bpf_program__name(prog).decode())
             prog = lib().c.bpf_object__next_program(self.ptr, prog)
         return names
+
+    def recursion_misses(self) -> dict[str, int]:
+        """Per loaded program, the runs the kernel skipped because the program was already
+        running on that CPU (the recursion guard of tracing programs: tp_btf, fentry/fexit;
+        an LSM program is never skipped). A preempted program keeps its CPU's guard taken, so
+        on a preemptible kernel another task's event there finds the program "running"."""
+        L = lib().c
+        out: dict[str, int] = {}
+        prog = L.bpf_object__next_program(self.ptr, None)
+        while prog:
+            fd = L.bpf_program__fd(prog)
+            if fd >= 0:
+                info = ProgInfo()
+                size = ctypes.c_uint32(ctypes.sizeof(info))
+                ret = L.bpf_obj_get_info_by_fd(fd, ctypes.byref(info), ctypes.byref(size))
+                if ret < 0:
+                    raise BpfError(_errno_of(ret), f"info of program {L.bpf_program__name(prog).decode()}")
+                out[L.bpf_program__name(prog).decode()] = info.recursion_misses
+            prog = L.bpf_object__next_program(self.ptr, prog)
+        return out
 
     def map_names(self, pinnable: bool = False) -> list[str]:
         """The object's maps; `pinnable`: only those worth sharing with a later agent (no

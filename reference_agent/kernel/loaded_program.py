@@ -194,12 +194,16 @@ class LoadedProgram(ABC, Generic[V]):
 
     def stats(self) -> dict[str, int]:
         """The counters of the program's `stats` array, by lower-case name (enum d4c_stat; a
-        counter the program never increments reads 0)."""
+        counter the program never increments reads 0), and the kernel's own: `skipped` = runs
+        of its programs the kernel did not make (recursion guard), `skipped.<program>` each."""
         table = self.obj.map("stats")
         out = {}
         for name, stat in abi.words(abi.Stat, "D4C_STAT_").items():
             raw = table.lookup(U32.pack(int(stat)))
             out[name] = U64.unpack(raw)[0] if raw else 0
+        misses = self.obj.recursion_misses()
+        out["skipped"] = sum(misses.values())
+        out.update({f"skipped.{program}": n for program, n in misses.items()})
         return out
 
     @property

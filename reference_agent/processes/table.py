@@ -408,14 +408,16 @@ class ProcessTable:
         return facts
 
     def reconcile(self) -> list[ProcessFacts]:
-        """End every live record whose process is no longer in /proc (its exit event was lost).
+        """End every live record whose process is no longer in /proc, or is there only as a
+        zombie (it exited; its parent has not reaped it): its exit event was lost.
 
         Returns their last facts so the pipeline can still emit the `end` events it owes (D20).
         """
         ended: list[ProcessFacts] = []
         for pid in list(self._live):
             rec = self._records[self._live[pid]]
-            if self._fresh_stat(rec) is None:
+            stat = self._fresh_stat(rec)
+            if stat is None or stat.exited:
                 ended.append(self._facts(rec))
                 self._end(rec, missed=True)
         return ended

@@ -36,6 +36,11 @@ class StatLine:
     tty_nr: int  # controlling terminal of the session; 0 = none
     flags: int
     start_ns: int  # since boot, tick resolution (field 22 x 1e9 / CLK_TCK)
+    state: str = "R"  # field 3: Z (zombie) and X (dead) have exited, only not been reaped
+
+    @property
+    def exited(self) -> bool:
+        return self.state in ("Z", "X")
 
     @property
     def kernel_thread(self) -> bool:
@@ -79,6 +84,7 @@ def parse_stat(text: str) -> StatLine:
         tty_nr=int(rest[7 - 3]),
         flags=int(rest[9 - 3]),
         start_ns=int(rest[22 - 3]) * NS_PER_TICK,
+        state=rest[0],
     )
 
 

@@ -18,6 +18,7 @@ from reference_agent.activity import (
     ProcessLifecycle,
     TaskInfo,
 )
+from reference_agent import agent as agent_module
 from reference_agent.agent import Agent
 from reference_agent.config import AgentConfig
 from reference_agent.ecs import BootClock
@@ -356,6 +357,20 @@ def test_reconcile_writes_the_end_owed_for_a_process_whose_exit_was_lost(node: N
     assert docs[0].data_stream == PROCESS and "process.end" in docs[0].fields
     assert 210 not in node.table and 200 in node.table  # still in /proc: kept
     assert node.agent.reconcile() == [] and len(node.agent.ledger) == 0
+
+
+def test_exits_the_kernel_skipped_are_ended_from_proc_soon_after(node: Node, monkeypatch) -> None:
+    """The kernel counts runs of the exit program it skipped (recursion guard): /proc is
+    compared at once, not at the next periodic reconcile (10**9 s away here)."""
+    monkeypatch.setattr(agent_module, "SKIP_CHECK_INTERVAL_S", 0.0)
+    monkeypatch.setattr(agent_module, "SKIP_RECONCILE_DELAY_S", 0.0)
+    child = node.task(210, 200, "/bin/sh", 300)  # never in the fake /proc: it is gone
+    node.feed(fork(child, 3), activity("fork", child, 3))
+    assert 210 in node.table and node.feed() == {}  # nothing skipped: nothing compared
+    node.backend.kernel_counters["process"]["skipped"] = 1
+    docs = node.feed()
+    assert [(d["event"]["action"], d["process"]["pid"]) for d in docs[PROCESS]] == [("end", 210)]
+    assert 210 not in node.table and 200 in node.table
 
 
 def test_without_a_table_ends_are_still_written_once(node: Node) -> None:

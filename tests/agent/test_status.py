@@ -181,6 +181,25 @@ def test_losses_are_logged_when_there_are_some_and_only_then(caplog):
         "1200 since start"]
 
 
+def test_runs_the_kernel_skipped_are_reported_per_program(caplog):
+    # A tracing program the kernel did not run (its recursion guard): nothing lost silently.
+    backend, clock = FakeKernelBackend(), _Clock()
+    backend.kernel_counters["process"].update({"skipped": 0, "skipped.d4c_sched_process_exit": 0})
+    reporter = _reporter(backend, clock, metrics_interval=30, loss_check_interval=10)
+    caplog.set_level(logging.WARNING, logger="reference_agent.status")
+    backend.kernel_counters["process"].update({"skipped": 1103, "skipped.d4c_sched_process_exit": 1103})
+    clock.now += 30
+    docs = reporter.tick()
+    [metrics] = [d for d in docs if d.fields["data_stream.dataset"] == "cloud_defend.metrics"]
+    assert (metrics.fields["d4c.kernel.skipped"], metrics.fields["d4c.kernel.process.skipped"],
+            metrics.fields["d4c.kernel.file.skipped"]) == (1103, 1103, 0)
+    assert [r.getMessage() for r in caplog.records] == [
+        "1103 BPF program runs skipped by the kernel since the last report (d4c_sched_process_exit 1103); "
+        "1103 since start"]
+    assert reporter.summary().endswith(
+        "; 1103 BPF program runs skipped by the kernel (d4c_sched_process_exit 1103)")
+
+
 def test_the_exit_summary_is_printed_when_the_agent_stops(tmp_path):
     policy = tmp_path / "policy.yaml"
     policy.write_text(POLICY_V1)

@@ -5,12 +5,13 @@
   produced, from the exit summary), and once there is space again the stream continues with
   whole lines only;
 - a fork storm (2,000 children alive at once, then gone): the agent's process table follows
-  the live processes back down and its memory stays bounded.
+  the live processes back down, every child ends once (D20) and its memory stays bounded. On
+  7.x the kernel skips runs of the exit program (its recursion guard, taken by a preempted
+  run: 1,103 of 2,001 on 7.2); the agent reports them and ends those processes from /proc.
 """
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import time
@@ -41,7 +42,8 @@ file:
 """
 SUMMARY = re.compile(r"stopped: (?P<written>\d+) event documents written \(file (?P<file>\d+), process \d+, "
                      r"alerts (?P<alerts>\d+)\), \d+ events lost \(ring buffer full: file (?P<ring>\d+), "
-                     r"process \d+; not written: (?P<not_written>\d+)\)$")
+                     r"process \d+; not written: (?P<not_written>\d+)\)"
+                     r"(; \d+ BPF program runs skipped by the kernel \(.*\))?$")
 
 
 @pytest.fixture
@@ -139,16 +141,14 @@ def test_a_fork_storm_leaves_the_agents_memory_bounded(bpf_lsm, tmp_path):
             if d.get("container", {}).get("id") == cid]
     actions = {a: sum(1 for d in docs if d["event"]["action"] == a) for a in ("fork", "exec", "end")}
     dropped = sum(m["d4c"]["ring_buffer"]["process"]["dropped"] for m in metrics)
-    print(f"fork storm: {CHILDREN} children; documents {actions}, process ring dropped {dropped}; process table "
+    skipped = sum(m["d4c"]["kernel"]["process"]["skipped"] for m in metrics)
+    print(f"fork storm: {CHILDREN} children; documents {actions}, process ring dropped {dropped}, process "
+          f"program runs skipped by the kernel {skipped}; process table "
           f"first {tables[0]} max {max(tables)} last {tables[-1]}; agent RSS MiB first {rss[0]} max {max(rss)} "
           f"last {rss[-1]}; {summary(stderr)}")
     assert max(tables) >= tables[0] + CHILDREN // 2, "the children were never alive at once: no storm"
-    if actions["end"] < actions["fork"] and int(os.uname().release.split(".")[0]) >= 7:
-        # Known open bug, measured on 7.2 only (772 and 1,414 ends of 2,001 forks, 0 ring-buffer
-        # drops): exit records go missing, most likely runs of the sched_process_exit program
-        # that the kernel skips while the same program is in flight on that CPU (a tracing
-        # program's recursion guard, reachable once hooks are preemptible). Not fixed yet.
-        pytest.xfail(f"7.x loses process exit records: {actions['end']} ends of {actions['fork']} forks")
+    if skipped:  # nothing the kernel skipped goes unsaid: the log line and the exit summary name it
+        assert "BPF program runs skipped by the kernel" in summary(stderr), summary(stderr)
     assert tables[-1] <= tables[0] + 50, "the table kept processes that are gone"
     assert max(rss) - rss[0] < 128, "memory grew with the storm beyond a bound"
     # Every record the kernel submitted decodes: a hook preempted in the middle of its per-CPU

@@ -94,6 +94,14 @@ class FakeProc:
         rest[2], rest[3], rest[4] = str(pgid), str(sid), str(tty_nr)
         path.write_text(head + " " + " ".join(rest) + "\n")
 
+    def zombie(self, pid: int) -> None:
+        """What an exited process its parent has not reaped shows: state Z, the rest kept."""
+        path = self.proc / str(pid) / "stat"
+        text = path.read_text()
+        head, rest = text[: text.rfind(")") + 1], text[text.rfind(")") + 1 :].split()
+        rest[0] = "Z"
+        path.write_text(head + " " + " ".join(rest) + "\n")
+
     def remove(self, pid: int) -> None:
         d = self.proc / str(pid)
         for child in d.iterdir():

@@ -204,6 +204,13 @@ def test_reconcile_finds_lost_exits(table: ProcessTable, fake: FakeProc) -> None
     assert 300 not in table and table.stats().missed_exits == 1
 
 
+def test_reconcile_ends_a_zombie_whose_exit_was_lost(table: ProcessTable, fake: FakeProc) -> None:
+    # Killed children of a container init that never reaps stay in /proc as zombies: exited.
+    fake.zombie(300)
+    assert [f.process.pid for f in table.reconcile()] == [300]
+    assert 300 not in table and table.reconcile() == []
+
+
 def test_injected_entity_id_formula(fake: FakeProc) -> None:
     table = make_table(fake, entity_ids=lambda pid, start: f"{pid}@{start}")
     table.seed()
