@@ -52,9 +52,14 @@ elif ((rc != 0)); then
 fi
 
 echo "== the conformance suite's kernel tier against the reference agent, in the VM"
-echo "   (every scenario with a kernel part: real containers, \`d4c agent run\`, EPERM and ECS events)"
-d4c vm run -- python3 -m pytest -q -p no:cacheprovider conformance/ --target reference -m kernel \
-    --conformance-report reports/conformance-kernel
+echo "   (every scenario with a kernel part: real containers, \`d4c agent run\`, EPERM and ECS events),"
+echo "   then \`d4c events check\` over everything the agent wrote (heartbeat and metrics included)"
+# --agent-dir keeps the one agent's output (all four data streams) in the checkout, which the
+# guest shares, so the check sees every document of the run, not only each scenario's events.
+d4c vm run -- sh -c 'rm -rf reports/kernel-agent &&
+    python3 -m pytest -q -p no:cacheprovider conformance/ --target reference -m kernel \
+        --conformance-report reports/conformance-kernel --agent-dir reports/kernel-agent &&
+    python3 -m d4c events check reports/kernel-agent/events'
 
 echo "== kernels ${other_kernels:-(none)}: tests/kernel + smoke subset (ran alongside the tiers above)"
 if [[ -n $other_pid ]]; then
