@@ -9,6 +9,7 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
 #include <bpf/bpf_core_read.h>
+#include "d4c_compat.bpf.h"
 #include "d4c_file_abi.h"
 #include "d4c_policy.bpf.h"
 #include "d4c_paths.bpf.h"
@@ -267,7 +268,7 @@ static __always_inline void output(struct d4c_file_event *ev)
 static __always_inline void emit(struct d4c_file_event *ev, __u32 blocked)
 {
 	ev->head.blocked = blocked;
-	d4c_fill_task(&ev->head, bpf_get_current_task_btf());
+	d4c_fill_task(&ev->head, d4c_current_task());
 	output(ev);
 }
 
@@ -308,7 +309,7 @@ static __always_inline int single(struct vfsmount *mnt, struct dentry *dentry, _
 		if (!block)
 			return 0;
 		ev->head.blocked = 1;
-		d4c_fill_task(&ev->head, bpf_get_current_task_btf());
+		d4c_fill_task(&ev->head, d4c_current_task());
 		__u64 key = bpf_get_current_pid_tgid();
 		bpf_map_update_elem(&deferred_denial, &key, ev, BPF_ANY);
 		d4c_stat_add(D4C_STAT_BLOCKS);
@@ -509,7 +510,7 @@ int BPF_PROG(d4c_path_chmod, const struct path *path, umode_t mode, int ret)
  * execute (fail closed). */
 static __always_inline int acl_grants_exec(struct task_struct *task, __u64 size)
 {
-	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(task);
+	struct pt_regs *regs = d4c_task_pt_regs(task);
 	__u64 nr = BPF_CORE_READ(regs, orig_ax);
 	if (nr < NR_SETXATTR || nr > NR_FSETXATTR)
 		return 1;
@@ -545,17 +546,8 @@ static __always_inline int acl_grants_exec(struct task_struct *task, __u64 size)
  * credentials overriding the task's (ovl_override_creds): that is the outer call carried out,
  * already judged, not an operation of its own.
  */
-SEC("lsm/inode_setxattr")
-int d4c_inode_setxattr(unsigned long long *ctx)
+static __noinline int setxattr_hook(struct dentry *dentry, const char *name, __u64 size, int ret)
 {
-	D4C_HOOK_ENTRY;
-	/* (idmap, dentry, name, value, size, flags) and the return value so far. Raw ctx: the
-	 * verifier refuses any read of the `const void *value` argument (not a pointer to a
-	 * struct or an int), so the value is read from the syscall's own argument instead. */
-	struct dentry *dentry = (struct dentry *)ctx[1];
-	const char *name = (const char *)ctx[2];
-	__u64 size = ctx[4];
-	int ret = (int)ctx[6];
 	if (ret)
 		return ret;
 	__u32 slot = 0;
@@ -568,7 +560,7 @@ int d4c_inode_setxattr(unsigned long long *ctx)
 	if (xname[0] != 0x702e6d6574737973ULL || xname[1] != 0x6c63615f7869736fULL ||
 	    xname[2] != 0x007373656363615fULL)
 		return 0;
-	struct task_struct *task = bpf_get_current_task_btf();
+	struct task_struct *task = d4c_current_task();
 	if (BPF_CORE_READ(task, cred) != BPF_CORE_READ(task, real_cred)) {
 		d4c_stat_add(D4C_STAT_INNER_OPEN);
 		return 0;
@@ -609,6 +601,32 @@ int d4c_inode_setxattr(unsigned long long *ctx)
 		return -EPERM;
 	}
 	return 0;
+}
+
+/* The hook's arguments in each layout, each read at constant ctx slots in a function of its
+ * own (inlined, the compiler would merge both into computed ctx offsets, which the verifier
+ * refuses). The other layout's call is dead code on the kernel that loads it, so the verifier
+ * never sees a slot past the hook's arguments. */
+static __noinline int setxattr_with_idmap(unsigned long long *ctx)
+{
+	return setxattr_hook((struct dentry *)ctx[1], (const char *)ctx[2], ctx[4], (int)ctx[6]);
+}
+
+static __noinline int setxattr_without_idmap(unsigned long long *ctx)
+{
+	return setxattr_hook((struct dentry *)ctx[0], (const char *)ctx[1], ctx[3], (int)ctx[5]);
+}
+
+SEC("lsm/inode_setxattr")
+int d4c_inode_setxattr(unsigned long long *ctx)
+{
+	D4C_HOOK_ENTRY;
+	/* ([idmap,] dentry, name, value, size, flags) and the return value so far. Raw ctx: the
+	 * verifier refuses any read of the `const void *value` argument (not a pointer to a
+	 * struct or an int), so the value is read from the syscall's own argument instead. */
+	if (d4c_setxattr_has_idmap())
+		return setxattr_with_idmap(ctx);
+	return setxattr_without_idmap(ctx);
 }
 
 /* Whether an access ACL with these entries (ACL_USER_OBJ, ACL_GROUP_OBJ, ACL_MASK, ACL_OTHER
@@ -740,7 +758,7 @@ int d4c_inode_set_acl(unsigned long long *ctx)
 	__u64 mask = container_mask(&slot);
 	if (!mask || !is_access_acl(name))
 		return 0;
-	struct task_struct *task = bpf_get_current_task_btf();
+	struct task_struct *task = d4c_current_task();
 	umode_t old = 0;
 	if (!acl_target(task, dentry, &old))
 		return 0;
@@ -768,7 +786,7 @@ static __always_inline __u32 put_op(umode_t there, int exists, umode_t arriving)
  * "RENAME_EXCHANGE"). Side 0 is always a's, side 1 b's; each side that fires reports its own
  * event with event.action rename.
  */
-SEC("lsm/path_rename")
+SEC(D4C_SEC_PATH_RENAME)
 int BPF_PROG(d4c_path_rename, const struct path *old_dir, struct dentry *old_dentry,
 	     const struct path *new_dir, struct dentry *new_dentry, unsigned int flags, int ret)
 {

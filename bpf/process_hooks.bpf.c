@@ -10,6 +10,7 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
 #include <bpf/bpf_core_read.h>
+#include "d4c_compat.bpf.h"
 #include "d4c_process_abi.h"
 #include "d4c_policy.bpf.h"
 #include "d4c_paths.bpf.h"
@@ -277,7 +278,7 @@ static __noinline __u32 decide(struct d4c_process_event *ev, __u32 op, __u64 mas
 	__u64 cand = mask & pol->op_selectors[op_index];
 	if (!cand)
 		return 0;
-	struct task_struct *task = bpf_get_current_task_btf();
+	struct task_struct *task = d4c_current_task();
 	__u64 fail = 0, unk = 0;
 
 	/* Cheap conditions first: they may leave nothing to match paths for. */
@@ -354,11 +355,15 @@ struct argv_ctx {
 	__u32 cut;
 };
 
-static long argv_step(__u32 i, struct argv_ctx *c)
+D4C_PERCPU_SCRATCH(struct argv_ctx, argv_scratch, argv_state)
+
+D4C_LOOP_STEP(argv_step)
 {
 	struct pscratch *sc = get_scratch();
-	if (!sc)
+	struct argv_ctx *c = argv_state();
+	if (!sc || !c)
 		return 1;
+	__u32 i = iter;
 	__u64 ptr = 0;
 	if (bpf_probe_read_user(&ptr, sizeof(ptr), (void *)(c->argv + 8 * (__u64)i)) || !ptr)
 		return 1;
@@ -376,27 +381,33 @@ static long argv_step(__u32 i, struct argv_ctx *c)
 	return 0;
 }
 
+D4C_LOOP(argv_run, argv_step, D4C_MAX_ARGV)
+
 static __always_inline void syscall_argv(struct d4c_process_event *ev, struct task_struct *task)
 {
-	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(task);
+	struct pt_regs *regs = d4c_task_pt_regs(task);
 	if (!regs)
 		return;
+	struct argv_ctx *c = argv_state();
+	if (!c)
+		return;
 	__u64 nr = BPF_CORE_READ(regs, orig_ax);
-	struct argv_ctx c = {};
+	*c = (struct argv_ctx){};
 	if (nr == NR_EXECVE)
-		c.argv = BPF_CORE_READ(regs, si);
+		c->argv = BPF_CORE_READ(regs, si);
 	else if (nr == NR_EXECVEAT)
-		c.argv = BPF_CORE_READ(regs, dx);
+		c->argv = BPF_CORE_READ(regs, dx);
 	else
 		return;
-	bpf_loop(D4C_MAX_ARGV, argv_step, &c, 0);
-	if (c.off > D4C_ARGS_MAX) {
-		c.off = D4C_ARGS_MAX;
-		c.cut = 1;
+	argv_run();
+	__u32 off = c->off, cut = c->cut;
+	if (off > D4C_ARGS_MAX) {
+		off = D4C_ARGS_MAX;
+		cut = 1;
 	}
-	ev->args_len = c.off;
-	ev->argc = c.argc;
-	if (c.cut)
+	ev->args_len = off;
+	ev->argc = c->argc;
+	if (cut)
 		ev->head.flags |= D4C_FLAG_ARGS_CUT;
 }
 
@@ -435,7 +446,7 @@ int BPF_PROG(d4c_bprm_creds_for_exec, struct linux_binprm *bprm, int ret)
 	struct pscratch *sc = get_scratch();
 	if (!sc)
 		return 0;
-	struct task_struct *task = bpf_get_current_task_btf();
+	struct task_struct *task = d4c_current_task();
 	struct d4c_process_event *ev = begin(sc, D4C_RECORD_ACTIVITY, D4C_KIND_EXEC,
 					     D4C_HOOK_BPRM_CREDS_FOR_EXEC);
 	ev->head.task.cgroup_id = bpf_get_current_cgroup_id();
@@ -474,7 +485,7 @@ SEC("tp_btf/sched_process_exec")
 int BPF_PROG(d4c_sched_process_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
 {
 	D4C_HOOK_ENTRY;
-	struct task_struct *task = bpf_get_current_task_btf();
+	struct task_struct *task = d4c_current_task();
 	__u32 tgid = BPF_CORE_READ(task, tgid);
 	/* A non-leader thread's exec takes the leader's pid (de_thread): the pending key was
 	 * made with its old one. */
@@ -542,7 +553,7 @@ int BPF_PROG(d4c_task_alloc, struct task_struct *child, unsigned long clone_flag
 	struct pscratch *sc = get_scratch();
 	if (!sc)
 		return 0;
-	struct task_struct *task = bpf_get_current_task_btf();
+	struct task_struct *task = d4c_current_task();
 	struct d4c_process_event *ev = begin(sc, D4C_RECORD_ACTIVITY, D4C_KIND_FORK, D4C_HOOK_TASK_ALLOC);
 	ev->head.task.cgroup_id = bpf_get_current_cgroup_id();
 	/* The child runs the parent's image: its executable is the parent's. */
@@ -583,7 +594,7 @@ int BPF_PROG(d4c_sched_process_fork, struct task_struct *parent, struct task_str
 	struct pscratch *sc = get_scratch();
 	if (!sc)
 		return 0;
-	struct task_struct *task = bpf_get_current_task_btf();
+	struct task_struct *task = d4c_current_task();
 	struct d4c_process_event *ev = begin(sc, D4C_RECORD_LIFECYCLE, D4C_KIND_FORK,
 					     D4C_HOOK_SCHED_PROCESS_FORK);
 	current_exe(sc, task);

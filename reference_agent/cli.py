@@ -125,6 +125,15 @@ def bpf_lsm_problem(preload: Preload | None = None) -> str | None:
         own.close()
 
 
+def kernel_variant_notice() -> str | None:
+    """Which BPF objects this kernel gets, when not the default ones, and what that changes
+    (an older kernel is never enforced on differently without saying so)."""
+    from reference_agent.kernel.kernel_compat import variant_notice
+    from reference_agent.kernel.libbpf import lib
+
+    return variant_notice(lib().missing_features())
+
+
 def enforcing_line(loaded: LoadedPolicy, started: float) -> str:
     file_selectors = len(loaded.policy.file.selectors) if loaded.policy.file else 0
     process_selectors = len(loaded.policy.process.selectors) if loaded.policy.process else 0
@@ -163,6 +172,9 @@ def _run_agent(args: argparse.Namespace, started: float, preload: Preload | None
     if problem is not None:
         print(f"d4c agent: BPF LSM programs cannot be loaded here: {problem}", file=err)
         return EXIT_NO_BPF_LSM
+    notice = kernel_variant_notice()
+    if notice is not None:
+        print(f"d4c agent: {notice}", file=err)
 
     from reference_agent.agent import run_agent
     from reference_agent.kernel import BpfBackend

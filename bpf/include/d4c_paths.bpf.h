@@ -9,13 +9,13 @@
  * The header owns its scratch (the path of the walk in progress, per CPU). The
  * including program owns the path buffers (inside its records, so a resolved path needs no
  * copy) and its pattern map, and defines, after including this header, two accessors (they
- * are called from bpf_loop callbacks, which is why they are functions of an index and not
+ * are called from loop steps, which is why they are functions of an index and not
  * pointers passed in):
  *
  *   char *d4c_path_buf(__u32 which)                   path buffer `which` (D4C_PATH_BUF bytes)
  *   struct d4c_path_pattern *d4c_pattern(__u32 key)   entry `key` of its pattern map
  *
- * Include after vmlinux.h, the libbpf headers, d4c_abi.h and d4c_policy.bpf.h.
+ * Include after vmlinux.h, the libbpf headers, d4c_abi.h, d4c_compat.bpf.h and d4c_policy.bpf.h.
  */
 #ifndef D4C_PATHS_BPF_H
 #define D4C_PATHS_BPF_H
@@ -122,10 +122,10 @@ static __always_inline void d4c_container_root(struct task_struct *task, __u64 *
 	*dentry = (__u64)root_dentry;
 }
 
-/* The walk up from a dentry to the container's root, one bpf_loop step per dentry or mount
+/* The walk up from a dentry to the container's root, one loop step per dentry or mount
  * crossing, each step putting its component in front of the ones already written. Kernel
  * pointers are kept as integers: they are only ever read with bpf_probe_read_kernel
- * (BPF_CORE_READ) and compared. */
+ * (BPF_CORE_READ) and compared. The state is per CPU, as every loop's (d4c_compat.bpf.h). */
 struct walk_ctx {
 	__u64 mnt;         /* struct mount * */
 	__u64 d;           /* struct dentry * */
@@ -135,10 +135,13 @@ struct walk_ctx {
 	__u32 complete;
 };
 
-static long walk_step(__u32 iter, struct walk_ctx *c)
+D4C_PERCPU_SCRATCH(struct walk_ctx, d4c_walk_ctx_scratch, d4c_walk_state)
+
+D4C_LOOP_STEP(walk_step)
 {
 	struct walk_buf *sc = d4c_walk_buf();
-	if (!sc)
+	struct walk_ctx *c = d4c_walk_state();
+	if (!sc || !c)
 		return 1;
 	struct mount *mnt = (struct mount *)c->mnt;
 	struct dentry *d = (struct dentry *)c->d;
@@ -172,6 +175,8 @@ static long walk_step(__u32 iter, struct walk_ctx *c)
 	return 0;
 }
 
+D4C_LOOP(walk_run, walk_step, D4C_MAX_WALK)
+
 /*
  * The one path resolver: writes into path buffer `which` the NUL-terminated path of `dentry`
  * (on mount `vfsmnt`) as seen from the container's root (D28), crossing mount points upwards;
@@ -187,33 +192,38 @@ static __noinline int d4c_resolve_path(__u32 which, struct vfsmount *vfsmnt, str
 {
 	char *path = d4c_path_buf(which);
 	struct walk_buf *sc = d4c_walk_buf();
-	if (!path || !sc)
+	struct walk_ctx *w = d4c_walk_state();
+	if (!path || !sc || !w)
 		return -1;
-	struct walk_ctx w = {
+	__u64 root_mnt = 0, root_dentry = 0;
+	d4c_container_root(d4c_current_task(), &root_mnt, &root_dentry);
+	*w = (struct walk_ctx){
 		.mnt = (__u64)real_mount(vfsmnt),
 		.d = (__u64)dentry,
+		.root_mnt = root_mnt,
+		.root_dentry = root_dentry,
 		.pos = D4C_PATH_MAX - 1,
 	};
-	d4c_container_root(bpf_get_current_task_btf(), &w.root_mnt, &w.root_dentry);
-	*mount = mount_class(vfsmnt, (struct vfsmount *)w.root_mnt);
-	bpf_loop(D4C_MAX_WALK, walk_step, &w, 0);
+	*mount = mount_class(vfsmnt, (struct vfsmount *)root_mnt);
+	walk_run();
 
-	__u32 from = w.pos;
-	if (!w.complete && from < D4C_PATH_MAX - 1)
+	__u32 from = w->pos;
+	__u32 complete = w->complete;
+	if (!complete && from < D4C_PATH_MAX - 1)
 		from++; /* drop the leading '/' of an incomplete tail */
 	__u32 n = (D4C_PATH_MAX - 1 - from) & (D4C_PATH_MAX - 1);
 	if (n)
 		bpf_probe_read_kernel(path, n, &sc->buf[from & (D4C_PATH_MAX - 1)]);
-	if (w.complete && n == 0) {
+	if (complete && n == 0) {
 		path[0] = '/';
 		n = 1;
 	}
 	*len = n;
 	path[n & (D4C_PATH_MAX - 1)] = 0;
-	return w.complete ? 0 : -1;
+	return complete ? 0 : -1;
 }
 
-/* State of the pattern matcher, run as one bpf_loop over all patterns: each step advances one
+/* State of the pattern matcher, run as one loop over all patterns: each step advances one
  * pattern by one character (the iterative glob match with two backtrack points: the last `*`
  * and the last `**`). */
 struct match_ctx {
@@ -235,7 +245,7 @@ struct match_ctx {
  * bounded scalar, so one pass over the callback covers every step, on every kernel. */
 D4C_PERCPU_SCRATCH(struct match_ctx, d4c_match_scratch, d4c_match_state)
 
-static long match_step(__u32 iter, void *unused)
+D4C_LOOP_STEP(match_step)
 {
 	struct match_ctx *c = d4c_match_state();
 	if (!c)
@@ -305,6 +315,8 @@ static long match_step(__u32 iter, void *unused)
 	return 0;
 }
 
+D4C_LOOP(match_run, match_step, MATCH_MAX_STEPS)
+
 /*
  * Matches the path in buffer `which` (`len` bytes) against patterns [base, base + n) of the
  * includer's pattern map, for the selectors in `need`. *matched gets the selectors with a
@@ -320,7 +332,7 @@ static __always_inline int d4c_match_path(__u32 which, __u32 len, __u64 need, __
 	*c = (struct match_ctx){
 		.need = need, .which = which, .n = n, .fresh = 1, .base = base, .slen = len,
 	};
-	bpf_loop(MATCH_MAX_STEPS, match_step, 0, 0);
+	match_run();
 	*matched = c->matched;
 	return c->i >= c->n;
 }

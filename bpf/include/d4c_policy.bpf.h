@@ -7,7 +7,7 @@
  * facts every record carries, and submitting a record. Each program keeps what differs: its
  * policy value (`file_policy`, `process_policy`), its pattern maps and its ring buffer.
  *
- * Include after vmlinux.h, the libbpf headers and d4c_abi.h. A hook:
+ * Include after vmlinux.h, the libbpf headers, d4c_abi.h and d4c_compat.bpf.h. A hook:
  *
  *	__u64 mask; __u32 slot;
  *	if (!d4c_container_mask(&mask, &slot))
@@ -15,7 +15,7 @@
  *	... the program's own conditions give `matched` and `unsure` (fail-closed) bits ...
  *	ev->head.actions = d4c_fire_responses(matched, unsure, pol->n_responses, slot,
  *					      &ev->head.selectors);
- *	d4c_fill_task(&ev->head, bpf_get_current_task_btf());
+ *	d4c_fill_task(&ev->head, d4c_current_task());
  *	d4c_submit(&ring, ev, offsetof(path), ev->path_len);  // counts events / ring full
  */
 #ifndef D4C_POLICY_BPF_H
@@ -132,7 +132,8 @@ static __always_inline int d4c_container_mask(__u64 *mask, __u32 *slot)
 }
 
 /* D22: response i fires when one of its `match` selectors matched and none of its `exclude`
- * selectors did. A bpf_loop, not a for loop: the verifier would walk every iteration. */
+ * selectors did. A loop of d4c_compat.bpf.h, not a for loop in the hook: the verifier would
+ * walk every iteration in every hook. */
 struct response_ctx {
 	__u64 matched;
 	__u64 unsure;   /* fail-closed: counted as matched for `match`, not for `exclude` */
@@ -142,8 +143,14 @@ struct response_ctx {
 	__u32 base;     /* first index of the live slot in responses */
 };
 
-static long response_step(__u32 i, struct response_ctx *c)
+D4C_PERCPU_SCRATCH(struct response_ctx, d4c_response_scratch, d4c_response_state)
+
+D4C_LOOP_STEP(response_step)
 {
+	struct response_ctx *c = d4c_response_state();
+	if (!c)
+		return 1;
+	__u32 i = iter;
 	if (i >= c->n)
 		return 1;
 	__u32 key = c->base + i;
@@ -158,16 +165,21 @@ static long response_step(__u32 i, struct response_ctx *c)
 	return 0;
 }
 
+D4C_LOOP(response_run, response_step, D4C_MAX_RESPONSES)
+
 /* The actions of the responses of slot `slot` that fire for `matched` selectors (and
  * `unsure` ones, fail-closed); *shown gets the match selectors of fired responses. */
 static __always_inline __u32 d4c_fire_responses(__u64 matched, __u64 unsure, __u32 n_responses,
 						__u32 slot, __u64 *shown)
 {
-	struct response_ctx rc = {.matched = matched, .unsure = unsure, .n = n_responses,
-				      .base = (slot & 1) * D4C_MAX_RESPONSES};
-	bpf_loop(D4C_MAX_RESPONSES, response_step, &rc, 0);
-	*shown = rc.shown;
-	return rc.actions;
+	struct response_ctx *rc = d4c_response_state();
+	if (!rc)
+		return 0;
+	*rc = (struct response_ctx){.matched = matched, .unsure = unsure, .n = n_responses,
+				    .base = (slot & 1) * D4C_MAX_RESPONSES};
+	response_run();
+	*shown = rc->shown;
+	return rc->actions;
 }
 
 static __always_inline __u32 d4c_session_id(struct task_struct *task)

@@ -18,7 +18,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Self
 
-from reference_agent.kernel.kernel_compat import KernelFunctions, attach_target, left_out, traced_function
+from reference_agent.kernel.kernel_compat import (
+    KernelFunctions,
+    attach_target,
+    left_out,
+    missing_features,
+    traced_function,
+)
 
 _LIBBPF_NAME = "libbpf.so.1"  # Debian 12 package libbpf1 (1.1.x); ABI-stable across 1.x
 
@@ -106,6 +112,8 @@ class _Lib:
             "bpf_obj_get_info_by_fd": (i, [i, vp, ctypes.POINTER(u32)]),
             "btf__load_vmlinux_btf": (vp, []),
             "btf__find_by_name_kind": (i, [vp, cp, u32]),
+            "btf__type_by_id": (vp, [vp, u32]),
+            "libbpf_probe_bpf_helper": (i, [i, i, vp]),
             "bpf_link__destroy": (i, [vp]),
             "bpf_link__pin": (i, [vp, cp]),
             "bpf_obj_get": (i, [cp]),
@@ -136,6 +144,18 @@ class _Lib:
         self.libc.vsnprintf.restype = ctypes.c_int
         c.libbpf_set_print(self._print_cb)
         self.functions = KernelFunctions(c)
+        self._missing: list[str] | None = None
+
+    def missing_features(self) -> list[str]:
+        """What the default objects need and this kernel lacks (probed once)."""
+        with self._log_lock:
+            known = self._missing
+        if known is None:
+            with self.capture():  # a probe's refused load is an answer, not an error to show
+                known = missing_features(self.c, self.functions)
+            with self._log_lock:
+                self._missing = known
+        return list(known)
 
     def _on_print(self, level: int, fmt: bytes, args: int) -> int:
         # va_list is an array type on x86-64, so it arrives as a pointer vsnprintf accepts.

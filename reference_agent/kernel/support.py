@@ -21,10 +21,17 @@ def bpf_build_dir() -> Path:
     return Path(os.environ.get("D4C_BPF_BUILD", _CHECKOUT_BUILD))
 
 
-def bpf_object_path(name: str) -> Path:
+def bpf_object_path(name: str, variant: str | None | bool = True) -> Path:
     """Path of bpf/build/<name>.bpf.o, or of the variant of it the running kernel needs
-    (kernel_compat.object_file)."""
-    return bpf_build_dir() / kernel_compat.object_file(name, lib().functions.has)
+    (`variant` True: kernel_compat.variant_for; None: the default build; else that variant)."""
+    if variant is True:
+        variant = _running_kernel_variant() if name in kernel_compat.VARIANT_OBJECTS else None
+    return bpf_build_dir() / kernel_compat.object_file(name, variant)
+
+
+def _running_kernel_variant() -> str | None:
+    libbpf = lib()
+    return kernel_compat.variant_for(libbpf.missing_features(), libbpf.functions.has)
 
 
 def kernel_dev(st_dev: int) -> int:

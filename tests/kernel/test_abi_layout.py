@@ -19,7 +19,7 @@ from reference_agent.kernel import abi
 from reference_agent.kernel.support import bpf_object_path
 
 GENERATOR = Path(__file__).resolve().parents[2] / "bpf" / "abi_from_btf.py"
-OBJECTS = ("abi", "file_hooks", "process_hooks")
+OBJECTS = ("abi", "file_hooks", "process_hooks", "file_hooks.v510", "process_hooks.v510")
 
 
 def _generator():

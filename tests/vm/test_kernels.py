@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from reference_agent.kernel.kernel_compat import attach_target, object_file, traced_function
+from reference_agent.kernel import kernel_compat
+from reference_agent.kernel.kernel_compat import attach_target, traced_function
 from vm import cli, kernel, kernels, machine
 from vm.build import Image
 from vm.errors import VmError
@@ -149,11 +150,82 @@ def test_a_renamed_traced_function_is_retargeted_only_when_missing():
     assert attach_target("vfs_open", on_7) is None
 
 
-def test_kernels_with_bpf_preempt_disable_get_the_hooks_that_turn_preemption_off():
-    with_kfunc = {"bpf_preempt_disable": True}.get
-    without = {"bpf_preempt_disable": False}.get
-    assert object_file("file_hooks", with_kfunc) == "file_hooks.v610.bpf.o"
-    assert object_file("process_hooks", with_kfunc) == "process_hooks.v610.bpf.o"
-    assert object_file("smoke", with_kfunc) == "smoke.bpf.o"  # no scratch: one build
-    assert object_file("file_hooks", without) == "file_hooks.bpf.o"
-    assert object_file("file_hooks", lambda name: None) == "file_hooks.bpf.o"  # BTF unreadable
+class _Probes:
+    """libbpf's helper probe as a kernel with the helpers `present` answers it (1 supported,
+    0 not, a negative errno when no program may be loaded at all)."""
+
+    def __init__(self, present: set[int] | None) -> None:
+        self.present = present
+        self.asked: list[int] = []
+
+    def libbpf_probe_bpf_helper(self, prog_type: int, helper_id: int, opts: object) -> int:
+        self.asked.append(helper_id)
+        if self.present is None:
+            return -1
+        return 1 if helper_id in self.present else 0
+
+
+class _Functions:
+    def __init__(self, rename_parameters: int | None) -> None:
+        self.rename_parameters = rename_parameters
+
+    def parameters(self, name: str) -> int | None:
+        return self.rename_parameters if name == "bpf_lsm_path_rename" else None
+
+
+ALL_HELPERS = {helper_id for helper_id, _since in kernel_compat.HELPERS.values()}
+_KFUNC = {kernel_compat.PREEMPT_KFUNC: True}.get
+_NO_KFUNC = {kernel_compat.PREEMPT_KFUNC: False}.get
+
+
+# Each kernel as the loader sees it: the helpers its probes find, the parameters of
+# bpf_lsm_path_rename in its BTF (None: BTF unreadable), whether its BTF has bpf_preempt_disable.
+@pytest.mark.parametrize("helpers, rename_parameters, has, variant, hooks_file", [
+    pytest.param(set(), 4, _NO_KFUNC, "v510", "file_hooks.v510.bpf.o", id="5.10"),
+    pytest.param({158}, 4, _NO_KFUNC, "v510", "file_hooks.v510.bpf.o", id="5.11"),
+    pytest.param(ALL_HELPERS, 4, _NO_KFUNC, "v510", "file_hooks.v510.bpf.o", id="5.18"),
+    pytest.param(ALL_HELPERS, 5, _NO_KFUNC, None, "file_hooks.bpf.o", id="6.1"),
+    pytest.param(ALL_HELPERS, 5, _KFUNC, "v610", "file_hooks.v610.bpf.o", id="6.12"),
+    pytest.param(ALL_HELPERS, None, lambda name: None, None, "file_hooks.bpf.o", id="btf-unreadable"),
+    # Never v610 without the helpers its objects call too, whatever the BTF says.
+    pytest.param({158, 175}, 5, _KFUNC, "v510", "file_hooks.v510.bpf.o", id="no-bpf_loop-with-kfunc"),
+])
+def test_each_kernel_gets_one_build_of_the_hook_objects(helpers, rename_parameters, has, variant, hooks_file):
+    missing = kernel_compat.missing_features(_Probes(helpers), _Functions(rename_parameters))
+    chosen = kernel_compat.variant_for(missing, has)
+    assert chosen == variant
+    assert kernel_compat.object_file("file_hooks", chosen) == hooks_file
+    assert kernel_compat.object_file("process_hooks", chosen) == hooks_file.replace("file_", "process_")
+    assert kernel_compat.object_file("smoke", chosen) == "smoke.bpf.o"  # no variants: one build serves all
+    assert (kernel_compat.variant_notice(missing) is not None) == (chosen == "v510")
+
+
+def test_a_kernel_without_the_newer_helpers_is_told_what_it_lacks_and_what_changes():
+    missing = kernel_compat.missing_features(_Probes(set()), _Functions(4))  # 5.10
+    assert missing == ["bpf_get_current_task_btf (5.11)", "bpf_task_pt_regs (5.15)", "bpf_loop (5.17)"]
+    notice = kernel_compat.variant_notice(missing)
+    assert "bpf_loop (5.17)" in notice and "v510" in notice and "security_path_rename" in notice
+    assert kernel_compat.missing_features(_Probes(ALL_HELPERS), _Functions(4)) == ["path_rename flags (5.19)"]
+
+
+def test_a_kernel_that_refuses_every_probe_gets_the_default_objects():
+    """No privilege to load even a probe (a locked-down kernel): the default objects' own load
+    then says why, rather than a variant chosen on no evidence."""
+    probes = _Probes(None)
+    missing = kernel_compat.missing_features(probes, _Functions(None))
+    assert missing == []
+    assert sorted(probes.asked) == sorted(ALL_HELPERS)
+    assert kernel_compat.variant_for(missing, _NO_KFUNC) is None
+
+
+def test_every_variant_object_is_built_beside_its_default_build():
+    from reference_agent.kernel.support import bpf_object_path
+
+    for name in kernel_compat.VARIANT_OBJECTS:
+        default = bpf_object_path(name, None)
+        if not default.is_file():
+            pytest.skip(f"{default} is missing: run `make -C bpf`")
+        for variant in (kernel_compat.V510, kernel_compat.V610):
+            path = bpf_object_path(name, variant)
+            assert path.is_file(), f"{path} missing: bpf/Makefile builds it with `make -C bpf`"
+            assert path.parent == default.parent
