@@ -1,0 +1,53 @@
+"""Which build of the BPF objects the running kernel gets (bpf/README.md, "Kernel variants"):
+the v510 build exactly on kernels before 5.19, and the agent says so when it starts."""
+
+from __future__ import annotations
+
+import os
+import re
+
+from reference_agent.kernel import kernel_compat
+from reference_agent.kernel.libbpf import BpfObject, lib
+from reference_agent.kernel.support import bpf_object_path
+from .running_agent import start_agent, stop
+
+POLICY_YAML = """\
+file:
+  selectors:
+    - name: srv-creates
+      operation: [createFile]
+      targetFilePath: [/srv/**]
+  responses:
+    - match: [srv-creates]
+      actions: [alert]
+"""
+
+
+def _release() -> tuple[int, int]:
+    major, minor = re.match(r"(\d+)\.(\d+)", os.uname().release).groups()
+    return int(major), int(minor)
+
+
+def test_kernels_before_5_19_get_the_v510_build_and_later_ones_the_default(bpf_lsm):
+    older = _release() < (5, 19)
+    missing = lib().missing_features()
+    assert bool(missing) == older, f"kernel {os.uname().release}: probed as lacking {missing}"
+    for name in kernel_compat.VARIANT_OBJECTS:
+        path = bpf_object_path(name)
+        assert path.name == (f"{name}.v510.bpf.o" if older else f"{name}.bpf.o")
+        with BpfObject(path) as obj:  # the chosen build loads and attaches here
+            obj.load()
+            obj.attach_all()
+
+
+def test_the_agent_says_at_start_which_build_it_loads(bpf_lsm, tmp_path):
+    events = tmp_path / "events"
+    agent = start_agent(tmp_path, POLICY_YAML, "", events)
+    stderr = stop(agent)
+    notices = [line for line in stderr.splitlines() if "loading the v510 objects" in line]
+    if _release() < (5, 19):
+        assert len(notices) == 1, stderr
+        assert "bpf_loop (5.17)" in notices[0] or "path_rename flags (5.19)" in notices[0]
+        assert "security_path_rename" in notices[0]  # what differs is said, not only that
+    else:
+        assert notices == [], stderr
