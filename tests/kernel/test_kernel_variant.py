@@ -9,7 +9,7 @@ import re
 from reference_agent.kernel import kernel_compat
 from reference_agent.kernel.libbpf import BpfObject, lib
 from reference_agent.kernel.support import bpf_object_path
-from .running_agent import start_agent, stop
+from .running_agent import start_agent
 
 POLICY_YAML = """\
 file:
@@ -43,7 +43,11 @@ def test_kernels_before_5_19_get_the_v510_build_and_later_ones_the_default(bpf_l
 def test_the_agent_says_at_start_which_build_it_loads(bpf_lsm, tmp_path):
     events = tmp_path / "events"
     agent = start_agent(tmp_path, POLICY_YAML, "", events)
-    stderr = stop(agent)
+    # Read while it enforces: the notice comes before the policy is loaded. (Stopping right
+    # after .ready races the agent's SIGTERM handler, which is installed after .ready.)
+    stderr = agent.log.read_text()  # type: ignore[attr-defined]
+    agent.kill()
+    agent.wait()
     notices = [line for line in stderr.splitlines() if "loading the v510 objects" in line]
     if _release() < (5, 19):
         assert len(notices) == 1, stderr
