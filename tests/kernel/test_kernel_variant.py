@@ -1,5 +1,6 @@
 """Which build of the BPF objects the running kernel gets (bpf/README.md, "Kernel variants"):
-the v510 build exactly on kernels before 5.19, and the agent says so when it starts."""
+the v510 build exactly on kernels before 5.19 (and the agent says so when it starts), the
+v610 build on 6.10 and later, the default build in between."""
 
 from __future__ import annotations
 
@@ -28,13 +29,21 @@ def _release() -> tuple[int, int]:
     return int(major), int(minor)
 
 
-def test_kernels_before_5_19_get_the_v510_build_and_later_ones_the_default(bpf_lsm):
-    older = _release() < (5, 19)
+def _expected_build(name: str) -> str:
+    release = _release()
+    if release < (5, 19):
+        return f"{name}.v510.bpf.o"
+    if release >= (6, 10):
+        return f"{name}.v610.bpf.o"
+    return f"{name}.bpf.o"
+
+
+def test_each_kernel_gets_the_build_of_its_release_and_it_loads(bpf_lsm):
     missing = lib().missing_features()
-    assert bool(missing) == older, f"kernel {os.uname().release}: probed as lacking {missing}"
+    assert bool(missing) == (_release() < (5, 19)), f"kernel {os.uname().release}: probed as lacking {missing}"
     for name in kernel_compat.VARIANT_OBJECTS:
         path = bpf_object_path(name)
-        assert path.name == (f"{name}.v510.bpf.o" if older else f"{name}.bpf.o")
+        assert path.name == _expected_build(name)
         with BpfObject(path) as obj:  # the chosen build loads and attaches here
             obj.load()
             obj.attach_all()
