@@ -52,8 +52,7 @@ def test_each_kernel_gets_the_build_of_its_release_and_it_loads(bpf_lsm):
 def test_the_agent_says_at_start_which_build_it_loads(bpf_lsm, tmp_path):
     events = tmp_path / "events"
     agent = start_agent(tmp_path, POLICY_YAML, "", events)
-    # Read while it enforces: the notice comes before the policy is loaded. (Stopping right
-    # after .ready races the agent's SIGTERM handler, which is installed after .ready.)
+    # Read while it enforces: the notice comes before the policy is loaded.
     stderr = agent.log.read_text()  # type: ignore[attr-defined]
     agent.kill()
     agent.wait()
