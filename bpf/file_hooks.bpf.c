@@ -766,6 +766,40 @@ int d4c_inode_set_acl(unsigned long long *ctx)
 	return judge_acl(task, dentry, old, grants, mask, slot, D4C_HOOK_INODE_SET_ACL);
 }
 
+/*
+ * D17: file capabilities (security.capability, set here on every kernel) change what a program
+ * may do when it runs, as its setuid bit does: setting them is a modification of the file,
+ * modifyExecutable on an executable, as chmod is. A program of its own beside
+ * d4c_inode_setxattr, so that each is verified alone (together they exceed 6.1's verifier
+ * budget). The overlayfs inner call is skipped as for ACLs (acl_target).
+ */
+SEC("lsm/inode_setxattr")
+int d4c_inode_setxattr_fcaps(unsigned long long *ctx)
+{
+	D4C_HOOK_ENTRY;
+	/* (idmap, dentry, name, value, size, flags) and the return value so far. */
+	struct dentry *dentry = (struct dentry *)ctx[1];
+	const char *name = (const char *)ctx[2];
+	int ret = (int)ctx[6];
+	if (ret)
+		return ret;
+	__u32 slot = 0;
+	__u64 mask = container_mask(&slot);
+	if (!mask)
+		return 0;
+	/* "security.capability" with its NUL, as three little-endian words. */
+	__u64 xname[3] = {};
+	bpf_probe_read_kernel_str(xname, sizeof(xname), name);
+	if (xname[0] != 0x7974697275636573ULL || xname[1] != 0x6c6962617061632eULL ||
+	    xname[2] != 0x0000000000797469ULL)
+		return 0;
+	struct task_struct *task = bpf_get_current_task_btf();
+	umode_t old = 0;
+	if (!acl_target(task, dentry, &old))
+		return 0;
+	return judge_acl(task, dentry, old, 0, mask, slot, D4C_HOOK_INODE_SETXATTR);
+}
+
 /* What happens to a name that held an inode of mode `there` (exists = 0: no inode) when a file
  * of mode `arriving` takes it (D17): an existing regular file is modified ("rename onto an
  * existing file", executable by the existing file's bits); a name that held no regular file
