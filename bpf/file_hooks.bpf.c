@@ -773,14 +773,8 @@ int d4c_inode_set_acl(unsigned long long *ctx)
  * d4c_inode_setxattr, so that each is verified alone (together they exceed 6.1's verifier
  * budget). The overlayfs inner call is skipped as for ACLs (acl_target).
  */
-SEC("lsm/inode_setxattr")
-int d4c_inode_setxattr_fcaps(unsigned long long *ctx)
+static __noinline int fcaps_hook(struct dentry *dentry, const char *name, int ret)
 {
-	D4C_HOOK_ENTRY;
-	/* (idmap, dentry, name, value, size, flags) and the return value so far. */
-	struct dentry *dentry = (struct dentry *)ctx[1];
-	const char *name = (const char *)ctx[2];
-	int ret = (int)ctx[6];
 	if (ret)
 		return ret;
 	__u32 slot = 0;
@@ -793,11 +787,32 @@ int d4c_inode_setxattr_fcaps(unsigned long long *ctx)
 	if (xname[0] != 0x7974697275636573ULL || xname[1] != 0x6c6962617061632eULL ||
 	    xname[2] != 0x0000000000797469ULL)
 		return 0;
-	struct task_struct *task = bpf_get_current_task_btf();
+	struct task_struct *task = d4c_current_task();
 	umode_t old = 0;
 	if (!acl_target(task, dentry, &old))
 		return 0;
 	return judge_acl(task, dentry, old, 0, mask, slot, D4C_HOOK_INODE_SETXATTR);
+}
+
+/* Each argument layout at constant ctx slots, as for d4c_inode_setxattr. */
+static __noinline int fcaps_with_idmap(unsigned long long *ctx)
+{
+	return fcaps_hook((struct dentry *)ctx[1], (const char *)ctx[2], (int)ctx[6]);
+}
+
+static __noinline int fcaps_without_idmap(unsigned long long *ctx)
+{
+	return fcaps_hook((struct dentry *)ctx[0], (const char *)ctx[1], (int)ctx[5]);
+}
+
+SEC("lsm/inode_setxattr")
+int d4c_inode_setxattr_fcaps(unsigned long long *ctx)
+{
+	D4C_HOOK_ENTRY;
+	/* ([idmap,] dentry, name, value, size, flags) and the return value so far. */
+	if (d4c_setxattr_has_idmap())
+		return fcaps_with_idmap(ctx);
+	return fcaps_without_idmap(ctx);
 }
 
 /* What happens to a name that held an inode of mode `there` (exists = 0: no inode) when a file

@@ -229,3 +229,37 @@ def test_every_variant_object_is_built_beside_its_default_build():
             path = bpf_object_path(name, variant)
             assert path.is_file(), f"{path} missing: bpf/Makefile builds it with `make -C bpf`"
             assert path.parent == default.parent
+
+
+def _helper_calls(path: Path) -> set[int]:
+    """The BPF helper ids an object's programs call: every `call` (opcode 0x85) with src_reg 0
+    in its executable sections (ELF64 little-endian, as clang writes BPF objects)."""
+    data = path.read_bytes()
+    (shoff,) = struct.unpack_from("<Q", data, 0x28)
+    shentsize, shnum = struct.unpack_from("<HH", data, 0x3A)
+    calls: set[int] = set()
+    for i in range(shnum):
+        _name, _type, flags, _addr, offset, size = struct.unpack_from("<IIQQQQ", data, shoff + i * shentsize)
+        if not flags & 0x4:  # SHF_EXECINSTR
+            continue
+        for at in range(offset, offset + size, 8):
+            opcode, regs, _off, imm = struct.unpack_from("<BBhi", data, at)
+            if opcode == 0x85 and regs >> 4 == 0:
+                calls.add(imm)
+    return calls
+
+
+def test_the_v510_objects_call_no_helper_a_5_10_kernel_lacks():
+    """Every program of a v510 object, a new one included, must do without the newer helpers
+    (d4c_current_task, d4c_task_pt_regs, D4C_LOOP): one call of them and 5.10 refuses the whole
+    object. The default objects do call them (the check sees calls at all)."""
+    from reference_agent.kernel.support import bpf_object_path
+
+    newer = {helper_id: name for name, (helper_id, _since) in kernel_compat.HELPERS.items()}
+    for name in kernel_compat.VARIANT_OBJECTS:
+        default = bpf_object_path(name, None)
+        if not default.is_file():
+            pytest.skip(f"{default} is missing: run `make -C bpf`")
+        assert _helper_calls(default) & set(newer)
+        called = _helper_calls(bpf_object_path(name, kernel_compat.V510)) & set(newer)
+        assert not called, f"{name}.v510.bpf.o calls {sorted(newer[h] for h in called)}"
