@@ -62,13 +62,20 @@ def test_every_flooded_event_is_written_or_counted(bpf_lsm, tmp_path):
     dropped = sum(m["d4c"]["ring_buffer"]["file"]["dropped"] for m in metrics)
     not_written = sum(m["d4c"]["events"]["not_written"] for m in metrics)
     rss = max(m["d4c"]["agent"]["memory"]["rss_bytes"] for m in metrics)
+    # A file-program run the kernel skipped (7.x: its recursion guard) loses its event unseen but
+    # is counted as a skipped run: never more events missing than the counted skips.
+    skipped_runs = sum(m["d4c"]["kernel"]["file"]["skipped"] for m in metrics)
     print(f"flood: produced {produced} in {elapsed:.1f} s ({produced / elapsed:.0f}/s), written {written}, "
-          f"ring buffer dropped {dropped}, not written {not_written}, metrics documents {len(metrics)}, "
+          f"ring buffer dropped {dropped}, not written {not_written}, file-program runs skipped {skipped_runs}, "
+          f"metrics documents {len(metrics)}, "
           f"agent RSS max {rss / 2**20:.0f} MiB")
-    assert written + dropped + not_written == produced
+    assert 0 <= produced - (written + dropped + not_written) <= skipped_runs
     assert dropped > 0, "the ring buffer never overflowed: this flood proves nothing about counting"
     line = summary(stderr)
-    assert re.search(rf"\(ring buffer full: file {dropped}, process \d+; not written: {not_written}\)$", line), line
+    # On 7.x the kernel also skips some program runs (its recursion guard): the summary then
+    # names them after the losses.
+    skipped = r"(; \d+ BPF program runs skipped by the kernel \([^)]*\))?"
+    assert re.search(rf"\(ring buffer full: file {dropped}, process \d+; not written: {not_written}\){skipped}$", line), line
     assert re.search(r"WARNING: \d+ events lost since the last report \(ring buffer full: file \d+", stderr)
     beats = lines(events / "metrics-cloud_defend.heartbeat-default.ndjson")
     assert beats and all(b["cloud_defend"]["block_action_enabled"] is False for b in beats)
