@@ -264,7 +264,14 @@ def build(path: Path, doc: yamlpos.Located) -> Scenario:
         files=files,
         location=loc(),
         raw=data,
+        min_kernel=_version(data["requires"]["kernel"]) if "kernel" in data.get("requires", {}) else None,
     )
+
+
+def _version(text: str) -> tuple[int, int]:
+    """"5.19" -> (5, 19); the schema has checked the form."""
+    major, minor = text.split(".")
+    return int(major), int(minor)
 
 
 def all_tags(scenario: Scenario) -> tuple[str, ...]:

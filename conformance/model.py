@@ -115,6 +115,8 @@ class Scenario:
     files: tuple[FileCheck, ...]
     location: Location
     raw: dict[str, Any] = field(repr=False, compare=False, hash=False, default_factory=dict)
+    # `requires.kernel`: the lowest (major, minor) Linux that has what the steps use.
+    min_kernel: tuple[int, int] | None = None
 
     @property
     def tiers(self) -> tuple[str, ...]:

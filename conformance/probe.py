@@ -1,7 +1,10 @@
-"""Is this a BPF-LSM kernel? Kernel-tier items skip with the reason when it is not."""
+"""Is this a BPF-LSM kernel, recent enough for the scenario? Kernel-tier items skip with the
+reason when it is not."""
 
 from __future__ import annotations
 
+import os
+import re
 import shutil
 import subprocess
 from functools import lru_cache
@@ -31,3 +34,19 @@ def bpf_lsm_missing() -> str | None:
     if "program_type lsm is available" not in probe.stdout:
         return "no BPF-LSM kernel: BPF LSM programs cannot be loaded here (bpftool feature probe)"
     return None
+
+
+def kernel_too_old(required: tuple[int, int] | None, release: str | None = None) -> str | None:
+    """None when this node's Linux is at least `required` (a scenario's `requires.kernel`); else why.
+
+    The kernel tier's containers run on the node the suite runs on, so its kernel is the one
+    the implementation enforces on."""
+    if required is None:
+        return None
+    release = release if release is not None else os.uname().release
+    found = re.match(r"(\d+)\.(\d+)", release)
+    if found is None:
+        return None  # an unknown form: let the scenario run and say what it finds
+    if (int(found[1]), int(found[2])) >= required:
+        return None
+    return f"the scenario needs Linux {required[0]}.{required[1]} or later (requires.kernel); this node runs {release}"

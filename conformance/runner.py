@@ -18,6 +18,7 @@ from conformance.kernel import Containers, DockerUnavailable, SetupError, docker
 from conformance.kube_api import KubeApi
 from conformance.pods import ScenarioPods, node_name
 from conformance.model import Scenario
+from conformance.probe import kernel_too_old
 from conformance.fields.check import check_document
 from conformance.sinks import BulkServer, Event, EventSource, NdjsonFiles
 from conformance.targets import Target
@@ -264,7 +265,7 @@ def mapping_problems(events: list[Event]) -> list[str]:
 
 
 def run_kernel(scenario: Scenario, target: Target, session: KernelSession) -> None:
-    reason = target.kernel_unavailable()
+    reason = target.kernel_unavailable() or kernel_too_old(scenario.min_kernel)
     if reason:
         raise Skip(reason)
     spec = target.agent_adapter()
