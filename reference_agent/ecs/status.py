@@ -84,8 +84,7 @@ def _base(ctx: EventContext, dataset: str, timestamp_ns: int, message: str) -> d
         "data_stream.dataset": dataset,
         "data_stream.namespace": ctx.namespace,
     }
-    fields.update(ctx.agent.ecs())
-    fields.update(ctx.host.ecs())
+    fields.update(ctx.node_fields)
     if ctx.package_policy_id is not None:
         fields["cloud_defend.package_policy_id"] = ctx.package_policy_id
     if ctx.package_policy_version is not None:

@@ -357,3 +357,48 @@ def test_process_events_carry_hook_point_as_an_array_d31():
     assert f["cloud_defend.hook_point"] == ["sched_process_exec"]
     assert f["cloud_defend.package_policy_revision"] == f["cloud_defend.package_policy_version"] == 2
     assert f["host.pid_ns_ino"] == "4026531836"  # ECS keyword -> JSON string
+
+
+def test_event_ids_are_random_version_4_uuids():
+    import uuid
+
+    from reference_agent.ecs.common import random_uuid
+
+    ids = [random_uuid() for _ in range(2000)]
+    assert len(set(ids)) == len(ids)
+    for text in ids:
+        parsed = uuid.UUID(text)
+        assert str(parsed) == text and parsed.version == 4 and parsed.variant == uuid.RFC_4122
+    # every hex digit of the random part occurs: no position stuck (the variant nibble is 8..b)
+    assert {text[19] for text in ids} == set("89ab")
+    assert {text[0] for text in ids} == set("0123456789abcdef")
+
+
+def test_a_new_container_object_gets_its_own_fields_not_a_cached_neighbours():
+    """Container fields are built once per container object; a metadata change (new labels)
+    is a new object and shows in the next document."""
+    ctx = context()
+    def labels(container):
+        return file_documents(ctx, file_activity(), container)[0].nested().get("orchestrator", {}).get("resource", {}).get("label")
+
+    relabelled = dataclasses.replace(POD_CONTAINER, pod=dataclasses.replace(POD_CONTAINER.pod, labels={"app": "db"}))
+    assert labels(POD_CONTAINER) == {"app": "web"}
+    assert labels(relabelled) == {"app": "db"}
+    assert labels(POD_CONTAINER) == {"app": "web"}
+    plain = flatten(file_documents(ctx, file_activity(), PLAIN_CONTAINER)[0].nested())
+    assert plain["container.id"] == "d" * 64 and labels(PLAIN_CONTAINER) is None
+
+
+def test_relatives_and_entity_ids_are_the_same_built_twice_or_from_cache():
+    ctx = context()
+    first = process_documents(ctx, process_activity(), POD_CONTAINER, ANCESTRY)[0].nested()
+    second = process_documents(ctx, process_activity(), POD_CONTAINER, ANCESTRY)[0].nested()
+    fresh = process_documents(context(), process_activity(), POD_CONTAINER, ANCESTRY)[0].nested()
+    for doc in (second, fresh):
+        doc["event"]["id"] = first["event"]["id"]
+        doc["event"]["created"] = first["event"]["created"]
+    assert first == second == fresh
+    moved = dataclasses.replace(ANCESTRY, parent=dataclasses.replace(BASH, pid=7, working_directory="/tmp"))
+    third = flatten(process_documents(ctx, process_activity(), POD_CONTAINER, moved)[0].nested())
+    assert third["process.parent.pid"] == 7 and third["process.parent.working_directory"] == "/tmp"
+    assert third["process.parent.entity_id"] == process_entity_id(AGENT_ID, 7, BTIME * SEC + round_to_tick(28_000 * SEC))

@@ -87,6 +87,28 @@ def test_a_full_disk_leaves_no_half_line(tmp_path, monkeypatch):
     assert [json.loads(line)["n"] for line in lines] == [1, 3]
 
 
+def test_a_path_that_is_not_utf8_still_lands_as_valid_json(tmp_path):
+    """A file name's bytes that are not UTF-8 (decoded with surrogateescape from the kernel's
+    record) become U+FFFD, one per byte, as Go's encoding/json writes them: the line is UTF-8
+    JSON Elasticsearch takes, and the event is not lost."""
+    name = b"/srv/\xff\xfe\xc3\xa9".decode("utf-8", "surrogateescape")
+    writer = NdjsonWriter(tmp_path)
+    writer.write(FILE_DS, {"file": {"path": name}, "n": 1})
+    writer.write(FILE_DS, {"n": 2**70, "stray": "\ud800"})  # what orjson refuses, json writes
+    writer.close()
+    raw = stream_file(tmp_path, FILE_DS).read_bytes()
+    lines = [json.loads(line) for line in raw.decode("utf-8").splitlines()]  # strict UTF-8
+    assert lines[0]["file"]["path"] == "/srv/\ufffd\ufffd\u00e9"
+    assert lines[1] == {"n": 2**70, "stray": "\ufffd"}
+
+
+def test_lines_are_compact_with_sorted_keys(tmp_path):
+    writer = NdjsonWriter(tmp_path)
+    writer.write(FILE_DS, {"z": 1, "a": {"y": [1.5, None, True], "b": "\u00fc"}})
+    writer.close()
+    assert stream_file(tmp_path, FILE_DS).read_bytes() == '{"a":{"b":"\u00fc","y":[1.5,null,true]},"z":1}\n'.encode()
+
+
 def test_bad_stream_name(tmp_path):
     with pytest.raises(ValueError):
         NdjsonWriter(tmp_path).write("../etc/passwd", doc(1))
