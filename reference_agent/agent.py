@@ -166,6 +166,7 @@ class Agent:
         self.status: StatusReporter | None = None  # from start(): heartbeat, metrics, losses
         self.exit_summary: str | None = None  # set by close() once it has run
         self._output_failing = False  # logged once per failing spell, then counted
+        self._encoding_failed = False  # a document the writer refused: traceback logged once
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -357,6 +358,15 @@ class Agent:
                 self._output_failing = True
                 log.error("cannot write a %s document: %s (until writing works again, lost documents "
                           "are counted in the loss reports, not logged one by one)", doc.data_stream, exc)
+            return 0
+        except Exception:  # noqa: BLE001 - a document the writer cannot take must not stop the agent
+            self.documents_dropped += event
+            if self.status is not None:
+                self.status.not_written(doc)
+            if not self._encoding_failed:  # the first with its traceback; later ones counted only
+                self._encoding_failed = True
+                log.exception("cannot write a %s document (dropped; such losses are counted in the loss "
+                              "reports)", doc.data_stream)
             return 0
         if self._output_failing:
             self._output_failing = False

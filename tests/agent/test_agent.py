@@ -383,3 +383,27 @@ def test_write_failure_is_counted_not_fatal(env):
                                       blocked=False, task=task(cg), timestamp_ns=SEC))
     assert agent.step(1.0) == 0
     assert agent.documents_dropped == 2
+
+
+def test_a_document_the_writer_refuses_is_counted_and_the_agent_goes_on(env, caplog):
+    """Not only a full disk: any document the writer cannot take (a bug in encoding one value)
+    is dropped and counted; the next one is written, the agent keeps running."""
+    agent, backend, client, policy, cgroup, out = env
+    agent.start()
+    real = agent.writer.write
+    refused = []
+
+    def refuse_first(stream, doc):
+        if not refused:
+            refused.append(stream)
+            raise UnicodeEncodeError("utf-8", "\udcff", 0, 1, "surrogates not allowed")
+        real(stream, doc)
+
+    agent.writer.write = refuse_first
+    cg = cgroup_id_of(cgroup / "docker" / CID)
+    for n in (1, 2):
+        backend.queue.put(ProcessActivity(operation="fork", selectors=("nginxExec",), actions=frozenset({"log"}),
+                                          blocked=False, task=task(cg), timestamp_ns=n * SEC))
+    written = agent.step(1.0) + agent.step(1.0)
+    assert written == 1 and agent.documents_dropped == 1
+    assert "cannot write a logs-cloud_defend.process-default document" in caplog.text
