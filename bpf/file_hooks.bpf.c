@@ -569,7 +569,7 @@ static __noinline int setxattr_hook(struct dentry *dentry, const char *name, __u
 	if ((old & S_IFMT) != S_IFREG)
 		return 0;
 	__u64 root_mnt = 0, root_dentry = 0;
-	d4c_container_root(task, &root_mnt, &root_dentry);
+	d4c_container_root(task, 0, &root_mnt, &root_dentry);
 	struct vfsmount *mnt = (struct vfsmount *)root_mnt;
 	if (!mnt || !container_file(mnt, dentry))
 		return 0;
@@ -703,7 +703,7 @@ static __always_inline int judge_acl(struct task_struct *task, struct dentry *de
 				     int grants_exec, __u64 mask, __u32 slot, __u32 hook)
 {
 	__u64 root_mnt = 0, root_dentry = 0;
-	d4c_container_root(task, &root_mnt, &root_dentry);
+	d4c_container_root(task, 0, &root_mnt, &root_dentry);
 	struct vfsmount *mnt = (struct vfsmount *)root_mnt;
 	if (!mnt || !container_file(mnt, dentry))
 		return 0;

@@ -137,8 +137,11 @@ class Containers:
             mounts=mounts,
             user=spec.user or None,
             # A Kubernetes pod without a seccompProfile runs unconfined; Docker's default profile
-            # would hide syscalls such a pod has (clone3 answers ENOSYS there).
-            security_opt=["seccomp=unconfined"] if spec.seccomp == "unconfined" else None,
+            # would hide syscalls such a pod has (clone3 answers ENOSYS there). Likewise a pod on a
+            # node without AppArmor (or with appArmorProfile Unconfined) may mount(2) in a mount
+            # namespace of its own, which Docker's docker-default profile refuses.
+            security_opt=[f"{name}=unconfined" for name, value in (("seccomp", spec.seccomp), ("apparmor", spec.apparmor))
+                          if value == "unconfined"] or None,
             detach=True,
             network_mode="none",
         )

@@ -299,4 +299,5 @@ def _container(data: dict[str, Any]) -> ContainerSpec:
         ),
         command=tuple(data["command"]) if "command" in data else None,
         seccomp=data.get("seccomp"),
+        apparmor=data.get("apparmor"),
     )

@@ -59,6 +59,7 @@ class ContainerSpec:
     volumes: tuple[Volume, ...]
     command: tuple[str, ...] | None
     seccomp: str | None = None  # "unconfined": without the runtime's default seccomp profile
+    apparmor: str | None = None  # "unconfined": without the runtime's default AppArmor profile
 
 
 @dataclass(frozen=True)

@@ -46,12 +46,29 @@ static __always_inline struct mount *real_mount(struct vfsmount *mnt)
 	return (struct mount *)((void *)mnt - bpf_core_field_offset(struct mount, mnt));
 }
 
-/* D19: the mount class of the mount `mnt` that holds the file. */
-static __always_inline __u32 mount_class(struct vfsmount *mnt, struct vfsmount *root_mnt)
+/* Whether the container's root (mount root_mnt, dentry root) is the root of its whole
+ * filesystem, as an overlayfs root is: then every dentry of that filesystem has a path from it
+ * through d_parent alone, whatever mount it is reached through. */
+static __always_inline int root_is_whole_fs(struct vfsmount *root_mnt, struct dentry *root)
+{
+	return root && root == BPF_CORE_READ(root_mnt, mnt_sb, s_root);
+}
+
+/* D19: the mount class of the mount `mnt` that holds the file. A mount of the container's root
+ * filesystem is `root` wherever it is: the container's root mount, its copy in a mount namespace
+ * a container process made (the same dentries on a new struct mount), or a bind mount of part of
+ * it such a process added. */
+static __always_inline __u32 mount_class(struct vfsmount *mnt, struct vfsmount *root_mnt,
+					 struct dentry *root)
 {
 	if (mnt == root_mnt)
 		return D4C_MOUNT_ROOT;
-	umode_t mode = BPF_CORE_READ(mnt, mnt_root, d_inode, i_mode);
+	struct dentry *mnt_root = BPF_CORE_READ(mnt, mnt_root);
+	if (mnt_root == root)
+		return D4C_MOUNT_ROOT;
+	if (root_is_whole_fs(root_mnt, root) && BPF_CORE_READ(mnt, mnt_sb) == BPF_CORE_READ(root_mnt, mnt_sb))
+		return D4C_MOUNT_ROOT;
+	umode_t mode = BPF_CORE_READ(mnt_root, d_inode, i_mode);
 	/* A single-file bind mount is a mount whose root dentry is not a directory. */
 	if ((mode & D4C_S_IFMT) != D4C_S_IFDIR)
 		return D4C_MOUNT_FILE;
@@ -88,38 +105,92 @@ static __always_inline int pseudo_fs(unsigned long magic)
 	return 0;
 }
 
-/* D28: the container's root is the root of its first process, the init of the container's
- * PID namespace (its root as the runtime set it up), not the root of the task doing the
- * operation, which may have chroot()ed. Falls back to the task's own root when the task is
- * in the host's PID namespace (a container sharing it, or a chroot sandbox), when that init
- * is not in the task's mount namespace, or when it is exiting (no fs any more). */
-static __always_inline void d4c_container_root(struct task_struct *task, __u64 *mnt, __u64 *dentry)
+/* How deep in PID namespaces the container's own is looked for: the container's is the
+ * first below the host's (level 1) on a plain node, the second on a node that is itself a
+ * container (kind); a process's own nesting below that never counts. */
+#define D4C_PIDNS_LEVELS 4
+
+/* The search for the container's root (d4c_container_root), one loop step per PID namespace
+ * level, so that the verifier checks it once and not at every caller. */
+struct root_ctx {
+	__u64 numbers;     /* &pid->numbers[0] of the task */
+	__u64 cgid;        /* the task's cgroup */
+	__u64 mnt;         /* struct vfsmount * of the container's root (the task's own until found) */
+	__u64 dentry;
+	__u64 file_mnt;    /* struct vfsmount * of the file, for its mount class; 0: none */
+	__u64 root_sb;     /* see walk_ctx */
+	__u32 level;       /* the task's PID namespace level */
+	__u32 mount;       /* the file's mount class (D19) */
+};
+
+D4C_PERCPU_SCRATCH(struct root_ctx, d4c_root_ctx_scratch, d4c_root_state)
+
+D4C_LOOP_STEP(root_step)
 {
-	*mnt = (__u64)BPF_CORE_READ(task, fs, root.mnt);
-	*dentry = (__u64)BPF_CORE_READ(task, fs, root.dentry);
+	struct root_ctx *c = d4c_root_state();
+	if (!c)
+		return 1;
+	__u32 i = iter + 1;
+	if (i <= c->level && i <= D4C_PIDNS_LEVELS) {
+		/* pid->numbers[i].ns: the task's PID namespace at level i. */
+		struct upid *up = (struct upid *)(c->numbers + (__u64)i * bpf_core_type_size(struct upid));
+		struct pid_namespace *ns = BPF_CORE_READ(up, ns);
+		struct task_struct *init = ns ? BPF_CORE_READ(ns, child_reaper) : 0;
+		if (!init || BPF_CORE_READ(init, cgroups, dfl_cgrp, kn, id) != c->cgid)
+			return 0;
+		struct vfsmount *root_mnt = BPF_CORE_READ(init, fs, root.mnt);
+		struct dentry *root = root_mnt ? BPF_CORE_READ(root_mnt, mnt_root) : 0;
+		if (root) {
+			c->mnt = (__u64)root_mnt;
+			c->dentry = (__u64)root;
+		}
+	}
+	/* Found, or none to find (the task's own root stays): the root's filesystem, and the
+	 * file's mount class against it. */
+	struct vfsmount *root_mnt = (struct vfsmount *)c->mnt;
+	struct dentry *root = (struct dentry *)c->dentry;
+	c->root_sb = root_is_whole_fs(root_mnt, root) ? (__u64)BPF_CORE_READ(root_mnt, mnt_sb) : 0;
+	if (c->file_mnt)
+		c->mount = mount_class((struct vfsmount *)c->file_mnt, root_mnt, root);
+	return 1;
+}
+
+D4C_LOOP(root_run, root_step, D4C_PIDNS_LEVELS + 1)
+
+/*
+ * D28: the container's root is the root of its first process as the runtime set it up, and
+ * nothing a process of the container can choose: not its own root (chroot), not the root of a
+ * mount namespace it made (unshare(CLONE_NEWUSER|CLONE_NEWNS), then chroot, pivot_root or bind
+ * mounts there), not the root of the init of a PID namespace it made (unshare -pf: it is that
+ * init). The container's first process is the init (child reaper) of the OUTERMOST PID
+ * namespace of the task whose init is in the task's cgroup, the container's: a container's
+ * processes stay in its cgroup (its cgroupfs is read-only), and a PID namespace nested inside
+ * is always deeper. Its root is taken as the root of the mount it is on (mnt_root), so that a
+ * chroot() into a directory by that init changes nothing either. The walk ends at that dentry
+ * on whichever mount it is met (d4c_resolve_path): a copied mount namespace has new mounts but
+ * the same dentries. Falls back to the task's own root when no such init is found (a container
+ * in the host's PID namespace, or one sharing a pod's, whose init is the sandbox's) or it is
+ * exiting (no fs any more). `task` is the current task (its cgroup is the current cgroup).
+ * Leaves its result in d4c_root_state(), with the mount class of `file_mnt` when given.
+ */
+static __always_inline void d4c_container_root(struct task_struct *task, struct vfsmount *file_mnt,
+					       __u64 *mnt, __u64 *dentry)
+{
+	struct root_ctx *c = d4c_root_state();
+	if (!c)
+		return;
 	struct pid *pid = BPF_CORE_READ(task, thread_pid);
-	if (!pid)
-		return;
-	__u32 level = BPF_CORE_READ(pid, level);
-	if (level == 0)
-		return; /* the host's PID namespace: no container init to ask */
-	/* pid->numbers[level].ns: the PID namespace the task is active in (task_active_pid_ns). */
-	struct upid *up = (struct upid *)((void *)pid + bpf_core_field_offset(struct pid, numbers) +
-					  (__u64)(level & 31) * bpf_core_type_size(struct upid));
-	struct pid_namespace *ns = BPF_CORE_READ(up, ns);
-	if (!ns)
-		return;
-	struct task_struct *init = BPF_CORE_READ(ns, child_reaper);
-	if (!init || !BPF_CORE_READ(init, fs))
-		return;
-	if (BPF_CORE_READ(init, nsproxy, mnt_ns) != BPF_CORE_READ(task, nsproxy, mnt_ns))
-		return;
-	struct vfsmount *root_mnt = BPF_CORE_READ(init, fs, root.mnt);
-	struct dentry *root_dentry = BPF_CORE_READ(init, fs, root.dentry);
-	if (!root_mnt || !root_dentry)
-		return;
-	*mnt = (__u64)root_mnt;
-	*dentry = (__u64)root_dentry;
+	*c = (struct root_ctx){
+		.numbers = (__u64)pid + bpf_core_field_offset(struct pid, numbers),
+		.cgid = bpf_get_current_cgroup_id(),
+		.mnt = (__u64)BPF_CORE_READ(task, fs, root.mnt),
+		.dentry = (__u64)BPF_CORE_READ(task, fs, root.dentry),
+		.file_mnt = (__u64)file_mnt,
+		.level = pid ? BPF_CORE_READ(pid, level) : 0,
+	};
+	root_run();
+	*mnt = c->mnt;
+	*dentry = c->dentry;
 }
 
 /* The walk up from a dentry to the container's root, one loop step per dentry or mount
@@ -131,6 +202,8 @@ struct walk_ctx {
 	__u64 d;           /* struct dentry * */
 	__u64 root_mnt;    /* struct vfsmount * of the container's root */
 	__u64 root_dentry;
+	__u64 root_sb;     /* struct super_block * of the container's root when it is a whole
+			    * filesystem (root_is_whole_fs), else 0 */
 	__u32 pos;         /* the path written so far is walk_buf[pos, D4C_PATH_MAX - 1) */
 	__u32 complete;
 };
@@ -145,13 +218,16 @@ D4C_LOOP_STEP(walk_step)
 		return 1;
 	struct mount *mnt = (struct mount *)c->mnt;
 	struct dentry *d = (struct dentry *)c->d;
-	__u64 cur = c->mnt + bpf_core_field_offset(struct mount, mnt);
-	if (c->d == c->root_dentry && cur == c->root_mnt) {
+	if (c->d == c->root_dentry) {
 		c->complete = 1;
 		return 1;
 	}
 	struct dentry *mnt_root = BPF_CORE_READ(mnt, mnt.mnt_root);
-	if (d == mnt_root) {
+	/* A mount root: the path goes on in the parent mount, from the mount point, except on
+	 * the container's root filesystem, where it goes on through d_parent, as in the
+	 * container's own mount tree: a bind mount or a pivot_root that a process made in a
+	 * mount namespace of its own does not give the container's files other names. */
+	if (d == mnt_root && (!c->root_sb || (__u64)BPF_CORE_READ(mnt, mnt.mnt_sb) != c->root_sb)) {
 		struct mount *parent = BPF_CORE_READ(mnt, mnt_parent);
 		if (parent == mnt)
 			return 1; /* the namespace root, and the container's root was not met */
@@ -195,16 +271,20 @@ static __noinline int d4c_resolve_path(__u32 which, struct vfsmount *vfsmnt, str
 	struct walk_ctx *w = d4c_walk_state();
 	if (!path || !sc || !w)
 		return -1;
+	struct root_ctx *r = d4c_root_state();
+	if (!r)
+		return -1;
 	__u64 root_mnt = 0, root_dentry = 0;
-	d4c_container_root(d4c_current_task(), &root_mnt, &root_dentry);
+	d4c_container_root(d4c_current_task(), vfsmnt, &root_mnt, &root_dentry);
 	*w = (struct walk_ctx){
 		.mnt = (__u64)real_mount(vfsmnt),
 		.d = (__u64)dentry,
 		.root_mnt = root_mnt,
 		.root_dentry = root_dentry,
+		.root_sb = r->root_sb,
 		.pos = D4C_PATH_MAX - 1,
 	};
-	*mount = mount_class(vfsmnt, (struct vfsmount *)root_mnt);
+	*mount = r->mount;
 	walk_run();
 
 	__u32 from = w->pos;
