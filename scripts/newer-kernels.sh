@@ -2,7 +2,7 @@
 # The test command's tier for the kernels other than the default (docs/vm.md, "Kernels"):
 # tests/kernel and a few kernel-tier scenarios (a file block, a rename, an exec and a fork
 # block) on each kernel given, one VM at a time. scripts/kernel-matrix.sh runs everything on
-# every kernel.   Usage: scripts/newer-kernels.sh 6.12 7.2
+# every kernel (the older 5.10 too, despite the name).   Usage: scripts/newer-kernels.sh 6.12 7.2 5.10
 set -euo pipefail
 cd "$(dirname "$0")/.."
 smoke="file-create-file or file-rename-blocked-either-side or process-exec-blocked or process-fork-blocked"

@@ -7,11 +7,11 @@ bash scripts/bootstrap.sh
 echo "== BPF objects (built on the host; the VM guest has no compiler and loads them)"
 make -s -C bpf
 
-# The kernels other than the default (docs/vm.md, "Kernels") run alongside every tier below, in
+# The kernels other than the default (docs/vm.md, "Kernels"; 5.10 last, the slowest) run alongside every tier below, in
 # VMs of their own (scripts/newer-kernels.sh): TCG runs a VM on one host thread, so one VM at
 # a time leaves a core idle. Their output goes to a log, printed at the end. D4C_TEST_KERNELS=""
 # leaves them out; scripts/kernel-matrix.sh runs everything on every kernel.
-other_kernels=${D4C_TEST_KERNELS-6.12 7.2}
+other_kernels=${D4C_TEST_KERNELS-6.12 7.2 5.10}
 other_pid=
 other_log=reports/newer-kernels.log
 if [[ ${D4C_TEST_HOST_ONLY:-} != 1 && -n $other_kernels ]]; then
